@@ -1,0 +1,97 @@
+import path from 'node:path';
+import { z } from 'zod';
+import { ConfigError } from '../errors.ts';
+
+const booleanFlag = z
+  .enum(['on', 'off', 'true', 'false', '1', '0'])
+  .transform((value) => value === 'on' || value === 'true' || value === '1');
+
+const port = z.coerce.number().int().min(0).max(65_535);
+
+/**
+ * Every environment variable Postbox reads, with its default. This schema is the single source of truth:
+ * nothing else in the code base touches `process.env`.
+ */
+const envSchema = z.object({
+  /** Postgres connection string. Unset: an embedded Postgres is started under `POSTBOX_DATA_DIR`. */
+  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+  /** Interface the HTTP API binds to. Default `127.0.0.1`. */
+  HOST: z.string().min(1).default('127.0.0.1'),
+  /** HTTP API port. Default `4000`; `0` picks a free port. */
+  PORT: port.default(4000),
+  /** pino level. Default `info`. */
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** `production` turns off development conveniences. Default `development`. */
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  /** Where the embedded Postgres keeps its data (kept across restarts). Default `./.postbox`. */
+  POSTBOX_DATA_DIR: z.string().min(1).default('./.postbox'),
+  /** Port of the embedded Postgres on 127.0.0.1. Default `0`: a free port is picked at each start. */
+  POSTBOX_PG_PORT: port.default(0),
+  /** Size of the service's pg pool. Default `20`. */
+  POSTBOX_POOL_SIZE: z.coerce.number().int().min(2).max(500).default(20),
+  /** graphile-worker concurrency: jobs (partition drains) run at once by this process. Default `8`. */
+  POSTBOX_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(200).default(8),
+  /** How often the relay polls for work it may have missed a wake-up for, in ms. Default `2000`. */
+  POSTBOX_POLL_INTERVAL_MS: z.coerce.number().int().min(50).max(600_000).default(2000),
+  /** Run the relay and the consumers in this process. Default `on`. */
+  POSTBOX_WORKERS: booleanFlag.default(true),
+  /** Serve the GraphQL API in this process. Default `on`. */
+  POSTBOX_API: booleanFlag.default(true),
+  /** Orders whose total is above this many cents are declined by the simulated payment provider. Default `1000000`. */
+  PAYMENT_LIMIT_CENTS: z.coerce.number().int().min(0).default(1_000_000),
+});
+
+/** The validated, frozen configuration of one Postbox process. */
+export interface Config {
+  /** Postgres connection string; `undefined` means "start the embedded Postgres". */
+  readonly databaseUrl: string | undefined;
+  readonly host: string;
+  readonly port: number;
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  readonly nodeEnv: 'development' | 'production' | 'test';
+  /** Absolute path of the embedded Postgres data directory's parent. */
+  readonly dataDir: string;
+  readonly embeddedPgPort: number;
+  readonly poolSize: number;
+  readonly workerConcurrency: number;
+  readonly pollIntervalMs: number;
+  readonly runWorkers: boolean;
+  readonly runApi: boolean;
+  readonly paymentLimitCents: number;
+}
+
+/**
+ * Reads and validates the environment once. A bad value throws a {@link ConfigError} whose message names
+ * every offending variable, so start-up stops with something a person can act on.
+ *
+ * @param env - the environment to read; defaults to `process.env` (tests pass their own object).
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // Empty strings are treated as unset: `FOO= npm start` should mean "default", not "invalid".
+  const cleaned = Object.fromEntries(
+    Object.entries(env).filter(([, value]) => value !== undefined && value !== ''),
+  );
+  const parsed = envSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map(
+      (issue) => `${issue.path.join('.') || '(env)'}: ${issue.message}`,
+    );
+    throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`, problems);
+  }
+  const e = parsed.data;
+  return Object.freeze({
+    databaseUrl: e.DATABASE_URL,
+    host: e.HOST,
+    port: e.PORT,
+    logLevel: e.LOG_LEVEL,
+    nodeEnv: e.NODE_ENV,
+    dataDir: path.resolve(e.POSTBOX_DATA_DIR),
+    embeddedPgPort: e.POSTBOX_PG_PORT,
+    poolSize: e.POSTBOX_POOL_SIZE,
+    workerConcurrency: e.POSTBOX_WORKER_CONCURRENCY,
+    pollIntervalMs: e.POSTBOX_POLL_INTERVAL_MS,
+    runWorkers: e.POSTBOX_WORKERS,
+    runApi: e.POSTBOX_API,
+    paymentLimitCents: e.PAYMENT_LIMIT_CENTS,
+  });
+}

@@ -1,0 +1,75 @@
+/**
+ * Postbox's error hierarchy. Every error a caller is expected to handle carries a stable `code`, so API
+ * layers can map it (GraphQL result unions, CLI exit codes) without matching on messages.
+ */
+export abstract class PostboxError extends Error {
+  /** Stable, machine-readable identifier of the failure kind. */
+  abstract readonly code: string;
+  override get name(): string {
+    return this.constructor.name;
+  }
+}
+
+/** Configuration could not be read; `problems` holds one line per offending variable. */
+export class ConfigError extends PostboxError {
+  readonly code = 'CONFIG_INVALID';
+  /** One line per offending variable. */
+  readonly problems: readonly string[];
+  constructor(message: string, problems: readonly string[] = []) {
+    super(message);
+    this.problems = problems;
+  }
+}
+
+/** Input was rejected before anything was written. `field` is the dotted path of the first bad field. */
+export class ValidationError extends PostboxError {
+  readonly code = 'VALIDATION_FAILED';
+  /** Dotted path of the first bad field, e.g. `payload.lines.0.quantity`. */
+  readonly field: string | undefined;
+  constructor(message: string, field?: string) {
+    super(message);
+    this.field = field;
+  }
+}
+
+/** A stream moved on since the writer read it (optimistic concurrency); safe to retry with fresh state. */
+export class ConcurrencyError extends PostboxError {
+  readonly code = 'CONCURRENCY_CONFLICT';
+  readonly streamType: string | undefined;
+  readonly streamId: string | undefined;
+  readonly expectedVersion: number | undefined;
+  readonly actualVersion: number | undefined;
+  constructor(
+    message: string,
+    streamType?: string,
+    streamId?: string,
+    expectedVersion?: number,
+    actualVersion?: number,
+  ) {
+    super(message);
+    this.streamType = streamType;
+    this.streamId = streamId;
+    this.expectedVersion = expectedVersion;
+    this.actualVersion = actualVersion;
+  }
+}
+
+/** The thing asked for does not exist. */
+export class NotFoundError extends PostboxError {
+  readonly code = 'NOT_FOUND';
+}
+
+/** A state change that the current state does not allow (e.g. shipping a cancelled order). */
+export class IllegalStateError extends PostboxError {
+  readonly code = 'ILLEGAL_STATE';
+}
+
+/** The migrations on disk and in the database disagree (an applied file was edited or removed). */
+export class MigrationError extends PostboxError {
+  readonly code = 'MIGRATION_FAILED';
+}
+
+/** A handler did not finish within its consumer's timeout. */
+export class HandlerTimeoutError extends PostboxError {
+  readonly code = 'HANDLER_TIMEOUT';
+}
