@@ -1,0 +1,50 @@
+import type pg from 'pg';
+import type { Config } from '../config/config.ts';
+import type { Logger } from '../logger.ts';
+import { createDb, type Db } from './database.ts';
+import { type EmbeddedPostgres, startEmbeddedPostgres } from './embedded.ts';
+import { createPool } from './pool.ts';
+
+/** An open database: the pool, Kysely over it, and the embedded server when there is one. */
+export interface OpenDatabase {
+  readonly pool: pg.Pool;
+  readonly db: Db;
+  readonly connectionString: string;
+  /** The embedded server, when `DATABASE_URL` was unset. */
+  readonly embedded: EmbeddedPostgres | undefined;
+  /** Ends the pool, then stops the embedded server (if any). Call after everything using the pool stopped. */
+  close(): Promise<void>;
+}
+
+/**
+ * Connects to `config.databaseUrl`, or starts the embedded Postgres under `config.dataDir` when it is unset.
+ */
+export async function openDatabase(
+  config: Pick<Config, 'databaseUrl' | 'dataDir' | 'embeddedPgPort' | 'poolSize'>,
+  logger: Logger,
+): Promise<OpenDatabase> {
+  let embedded: EmbeddedPostgres | undefined;
+  let connectionString = config.databaseUrl;
+  if (!connectionString) {
+    embedded = await startEmbeddedPostgres({ dir: config.dataDir, port: config.embeddedPgPort, logger });
+    connectionString = embedded.connectionString;
+    logger.info({ port: embedded.port, dataDir: config.dataDir }, 'embedded postgres running');
+  }
+  const pool = createPool({ connectionString, max: config.poolSize, logger });
+  const db = createDb(pool);
+  let closing: Promise<void> | undefined;
+  return {
+    pool,
+    db,
+    connectionString,
+    embedded,
+    close() {
+      closing ??= (async () => {
+        // pool.end() directly: Kysely's destroy() only ends a pool its driver initialised (on a first query).
+        await pool.end();
+        await embedded?.stop();
+      })();
+      return closing;
+    },
+  };
+}
