@@ -1,0 +1,131 @@
+import type { Kysely } from 'kysely';
+import type { Database } from '../db/database.ts';
+import { ValidationError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import type { EventDefinition, EventMetadata, RecordedEventOf } from '../outbox/event.ts';
+
+/** Retry policy of a consumer. Delay of attempt n = min(maxDelayMs, initialDelayMs·2^(n-1)), ±jitter. */
+export interface RetryPolicy {
+  /** Attempts before the event is exhausted (dead-lettered or blocking). Default `8`. */
+  readonly maxAttempts: number;
+  /** Delay before the 2nd attempt. Default `1000` ms. */
+  readonly initialDelayMs: number;
+  /** Upper bound of a delay. Default `300000` ms (5 min). */
+  readonly maxDelayMs: number;
+  /** Random share of each delay, 0..1: a delay d becomes d·(1 − jitter·rand). Default `0.2`. */
+  readonly jitter: number;
+}
+
+/** What a handler gets besides the event and the transaction. */
+export interface HandlerContext {
+  readonly consumer: string;
+  /** 1 on the first delivery of this event to this consumer, then 2, 3… */
+  readonly attempt: number;
+  /**
+   * Stable across redeliveries of this event to this consumer (`<consumer>:<event id>`): pass it to outside
+   * systems (payment providers, mailers) so a redelivery after a crash does not act twice there.
+   */
+  readonly idempotencyKey: string;
+  /** Aborted when the handler's timeout passes; the transaction is rolled back then. */
+  readonly signal: AbortSignal;
+  /** Metadata for events this handler appends: same correlation id, causation = this event. */
+  readonly causedBy: EventMetadata;
+  readonly logger: Logger;
+}
+
+/** Handler transaction: the delivery transaction. Everything written through it commits with the checkpoint. */
+export type HandlerTransaction = Kysely<Database>;
+
+/** Options of {@link defineConsumer}. */
+export interface ConsumerOptions<D extends EventDefinition> {
+  /** Unique name: lower case letters, digits, `-`, `_` (e.g. `payment`). */
+  readonly name: string;
+  /** Event types delivered to this consumer. */
+  readonly on: readonly D[];
+  /** Only events of these stream types; default all. */
+  readonly streamTypes?: readonly string[];
+  /**
+   * Partitions: a stream always maps to one, delivered in order; partitions run in parallel. Default `8`.
+   * Fixed once the consumer exists (changing it would reorder streams in flight).
+   */
+  readonly partitions?: number;
+  readonly retry?: Partial<RetryPolicy>;
+  /** After max attempts: `dead_letter` (default) records the event and the stream continues; `block` keeps the stream waiting for an operator. */
+  readonly onExhausted?: 'dead_letter' | 'block';
+  /** Where a consumer seen for the first time starts: `beginning` (default) or `now`. */
+  readonly startFrom?: 'beginning' | 'now';
+  /** Events handled per delivery transaction. Default `100`. */
+  readonly batchSize?: number;
+  /** A handler call taking longer fails (and is retried). Default `30000` ms. */
+  readonly timeoutMs?: number;
+  /**
+   * Handles one event. Runs inside the delivery transaction: its writes, the consumer's checkpoint and any
+   * events it appends commit together, so a crash means redelivery and never a half-done effect. Throwing
+   * rolls back its writes and schedules a retry.
+   */
+  handle(event: RecordedEventOf<D>, trx: HandlerTransaction, context: HandlerContext): Promise<void>;
+}
+
+/** A consumer, with defaults applied. */
+export interface ConsumerDefinition {
+  readonly name: string;
+  readonly eventTypes: readonly string[];
+  readonly definitions: readonly EventDefinition[];
+  readonly streamTypes: readonly string[] | undefined;
+  readonly partitions: number;
+  readonly retry: RetryPolicy;
+  readonly onExhausted: 'dead_letter' | 'block';
+  readonly startFrom: 'beginning' | 'now';
+  readonly batchSize: number;
+  readonly timeoutMs: number;
+  readonly handle: (event: never, trx: HandlerTransaction, context: HandlerContext) => Promise<void>;
+}
+
+const consumerName = /^[a-z][a-z0-9_-]{0,62}$/;
+
+/** Declares a consumer; see {@link ConsumerOptions}. Pass it to `startPostbox({ consumers })`. */
+export function defineConsumer<D extends EventDefinition>(options: ConsumerOptions<D>): ConsumerDefinition {
+  if (!consumerName.test(options.name)) {
+    throw new ValidationError(`Consumer name "${options.name}" must match ${consumerName}`, 'name');
+  }
+  if (options.on.length === 0)
+    throw new ValidationError(`Consumer ${options.name} subscribes to no event type`, 'on');
+  const partitions = options.partitions ?? 8;
+  if (!Number.isInteger(partitions) || partitions < 1 || partitions > 256) {
+    throw new ValidationError(`Consumer ${options.name}: partitions must be 1..256`, 'partitions');
+  }
+  const retry: RetryPolicy = {
+    maxAttempts: options.retry?.maxAttempts ?? 8,
+    initialDelayMs: options.retry?.initialDelayMs ?? 1000,
+    maxDelayMs: options.retry?.maxDelayMs ?? 300_000,
+    jitter: options.retry?.jitter ?? 0.2,
+  };
+  if (retry.maxAttempts < 1 || retry.initialDelayMs < 0 || retry.maxDelayMs < retry.initialDelayMs) {
+    throw new ValidationError(`Consumer ${options.name}: invalid retry policy`, 'retry');
+  }
+  if (retry.jitter < 0 || retry.jitter > 1)
+    throw new ValidationError('retry.jitter must be within 0..1', 'retry.jitter');
+  return Object.freeze({
+    name: options.name,
+    eventTypes: [...new Set(options.on.map((definition) => definition.type))],
+    definitions: [...options.on],
+    streamTypes: options.streamTypes ? [...options.streamTypes] : undefined,
+    partitions,
+    retry,
+    onExhausted: options.onExhausted ?? 'dead_letter',
+    startFrom: options.startFrom ?? 'beginning',
+    batchSize: Math.max(1, Math.min(options.batchSize ?? 100, 5000)),
+    timeoutMs: Math.max(10, options.timeoutMs ?? 30_000),
+    handle: options.handle as ConsumerDefinition['handle'],
+  });
+}
+
+/** Delay before attempt `attempt + 1`, after `attempt` failures. */
+export function retryDelayMs(
+  policy: RetryPolicy,
+  attempt: number,
+  random: () => number = Math.random,
+): number {
+  const base = Math.min(policy.maxDelayMs, policy.initialDelayMs * 2 ** Math.max(0, attempt - 1));
+  return Math.round(base * (1 - policy.jitter * random()));
+}

@@ -1,0 +1,503 @@
+import { type ControlledTransaction, sql } from 'kysely';
+import type { Database, Db } from '../db/database.ts';
+import { HandlerTimeoutError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import { type EventRegistry, type EventRow, eventColumns, toRecordedEvent } from '../outbox/read.ts';
+import { type ConsumerDefinition, type HandlerContext, retryDelayMs } from './consumer.ts';
+
+/** Outcome of one {@link drainPartition} call (one delivery transaction). */
+export interface DrainResult {
+  /**
+   * `drained`: nothing more is ready; `more`: call again; `busy`: another drainer holds the partition;
+   * `paused`: the consumer is paused; `unknown`: no such consumer partition in the database.
+   */
+  readonly status: 'drained' | 'more' | 'busy' | 'paused' | 'unknown';
+  /** Events whose handler succeeded and committed. */
+  readonly handled: number;
+  /** Failures recorded in this transaction (retries scheduled or dead letters). */
+  readonly failed: number;
+  /** Earliest scheduled retry in this partition, if any. */
+  readonly nextRetryAt: Date | undefined;
+}
+
+/** Options of {@link drainPartition}. */
+export interface DrainOptions {
+  readonly logger: Logger;
+  /** Upcasts payloads to the current schema version before handlers see them. */
+  readonly registry: EventRegistry;
+  /** Reports each delivery (for metrics); never throws into the drain. */
+  readonly onDelivery?: (outcome: DeliveryOutcome) => void;
+}
+
+/** One handler call, as reported to {@link DrainOptions.onDelivery}. */
+export interface DeliveryOutcome {
+  readonly consumer: string;
+  readonly eventType: string;
+  readonly ok: boolean;
+  readonly durationMs: number;
+  readonly deadLettered: boolean;
+}
+
+interface BlockedRow {
+  stream_type: string;
+  stream_id: string;
+  event_position: string;
+  stream_version: number;
+  attempts: number;
+  next_attempt_at: string | null;
+  first_failed_at: string;
+}
+
+interface PartitionState {
+  status: 'active' | 'paused';
+  checkpoint_xid: string;
+  checkpoint_position: string;
+  blocked: BlockedRow[];
+  has_redrives: boolean;
+}
+
+interface RedriveRow extends EventRow {
+  dead_letter_id: string;
+  dead_attempts: number;
+}
+
+interface Failure {
+  readonly error: Error;
+  /** A timeout leaves the handler possibly still running: the transaction must be abandoned, not reused. */
+  readonly poisonsTransaction: boolean;
+}
+
+/** Thrown inside a fast-mode batch to abandon it and rerun carefully. */
+class RerunCarefully extends Error {}
+
+const streamKey = (streamType: string, streamId: string): string => `${streamType}\u0000${streamId}`;
+
+/**
+ * Delivers the next batch of one consumer partition in ONE transaction: handler writes, appended events,
+ * retry/dead-letter bookkeeping and the new checkpoint commit together, or not at all.
+ *
+ * Exclusivity: a transaction-scoped advisory lock per (consumer, partition); a second drainer gets `busy`.
+ * (Advisory rather than a row lock: a row lock would give this transaction an xid before it reads, and its
+ * own xid would then hold back the gap-safe read horizon.)
+ *
+ * Per-stream order: events are read in (log_xid, position) order, which within a stream is version order.
+ * When an event fails, its stream is recorded in `outbox.blocked_streams` and every later event of that
+ * stream is skipped by the normal scan (the checkpoint still moves on: other streams keep flowing). When
+ * the retry succeeds, the stream is caught up from the failed version to the checkpoint, in version order.
+ *
+ * Speed: the batch first runs without savepoints. If any handler throws, the whole transaction is rolled
+ * back and the batch rerun with a savepoint around each handler, skipping the handlers already known to
+ * fail in this batch — so the common path pays nothing for failure isolation.
+ */
+export async function drainPartition(
+  db: Db,
+  consumer: ConsumerDefinition,
+  partition: number,
+  options: DrainOptions,
+): Promise<DrainResult> {
+  const knownFailures = new Map<string, Failure>();
+  let careful = false;
+  for (;;) {
+    const trx = await db.startTransaction().execute();
+    try {
+      const result = await runBatch(trx, consumer, partition, options, knownFailures, careful);
+      if (result.status === 'drained' || result.status === 'more') await trx.commit().execute();
+      else await trx.rollback().execute();
+      return result;
+    } catch (error) {
+      await trx
+        .rollback()
+        .execute()
+        .catch(() => undefined);
+      if (error instanceof RerunCarefully) {
+        careful = true;
+        continue;
+      }
+      throw error;
+    }
+  }
+}
+
+async function runBatch(
+  trx: ControlledTransaction<Database>,
+  consumer: ConsumerDefinition,
+  partition: number,
+  options: DrainOptions,
+  knownFailures: Map<string, Failure>,
+  careful: boolean,
+): Promise<DrainResult> {
+  const idle = (status: DrainResult['status']): DrainResult => ({
+    status,
+    handled: 0,
+    failed: 0,
+    nextRetryAt: undefined,
+  });
+  // A handler's slow query is cut at the handler timeout too (the JS timer alone cannot stop a query).
+  await sql`select set_config('statement_timeout', ${String(consumer.timeoutMs)}, true)`.execute(trx);
+  const { rows: lock } = await sql<{ locked: boolean }>`
+    select pg_try_advisory_xact_lock(hashtext(${`postbox:${consumer.name}`}), ${partition}) as locked`.execute(
+    trx,
+  );
+  if (!lock[0]?.locked) return idle('busy');
+
+  // Read the state only now, in a statement that starts after the lock was granted: a snapshot taken
+  // before could miss the previous drainer's checkpoint and deliver its events again.
+  const { rows: stateRows } = await sql<PartitionState>`
+    select c.status, p.checkpoint_xid, p.checkpoint_position,
+      coalesce((select json_agg(json_build_object(
+                  'stream_type', b.stream_type, 'stream_id', b.stream_id, 'event_position', b.event_position::text,
+                  'stream_version', b.stream_version, 'attempts', b.attempts, 'next_attempt_at', b.next_attempt_at,
+                  'first_failed_at', b.first_failed_at))
+                from outbox.blocked_streams b where b.consumer = c.name and b.partition = p.partition), '[]') as blocked,
+      exists (select 1 from outbox.dead_letters d
+              where d.consumer = c.name and d.partition = p.partition
+                and d.redrive_requested_at is not null and d.redriven_at is null) as has_redrives
+    from outbox.consumers c join outbox.consumer_partitions p on p.consumer = c.name
+    where c.name = ${consumer.name} and p.partition = ${partition}`.execute(trx);
+  const state = stateRows[0];
+  if (!state) return idle('unknown');
+  if (state.status === 'paused') return idle('paused');
+
+  const batch = new Batch(trx, consumer, partition, options, knownFailures, careful, state);
+  let more = false;
+  if (state.has_redrives) more = (await batch.redrive()) || more;
+  more = (await batch.retryDueStreams()) || more;
+  more = (await batch.deliverNew()) || more;
+  await batch.saveCheckpoint();
+  return {
+    status: more ? 'more' : 'drained',
+    handled: batch.handled,
+    failed: batch.failed,
+    nextRetryAt: batch.nextRetryAt(),
+  };
+}
+
+/** The work of one delivery transaction. */
+class Batch {
+  handled = 0;
+  failed = 0;
+  private readonly blocked = new Map<string, BlockedRow>();
+  private checkpoint: { logXid: string; position: string };
+  private checkpointMoved = false;
+  private savepointCounter = 0;
+  private readonly trx: ControlledTransaction<Database>;
+  private readonly consumer: ConsumerDefinition;
+  private readonly partition: number;
+  private readonly options: DrainOptions;
+  private readonly knownFailures: Map<string, Failure>;
+  private readonly careful: boolean;
+
+  constructor(
+    trx: ControlledTransaction<Database>,
+    consumer: ConsumerDefinition,
+    partition: number,
+    options: DrainOptions,
+    knownFailures: Map<string, Failure>,
+    careful: boolean,
+    state: PartitionState,
+  ) {
+    this.trx = trx;
+    this.consumer = consumer;
+    this.partition = partition;
+    this.options = options;
+    this.knownFailures = knownFailures;
+    this.careful = careful;
+    for (const row of state.blocked) this.blocked.set(streamKey(row.stream_type, row.stream_id), row);
+    this.checkpoint = { logXid: state.checkpoint_xid, position: state.checkpoint_position };
+  }
+
+  /** Dead letters an operator asked to redrive, in stream order. Streams parked by `block` go through retries instead. */
+  async redrive(): Promise<boolean> {
+    const limit = this.consumer.batchSize;
+    const { rows } = await sql<RedriveRow>`
+      select ${eventColumns}, d.id::text as dead_letter_id, d.attempts as dead_attempts
+      from outbox.dead_letters d join outbox.events e on e.position = d.event_position
+      where d.consumer = ${this.consumer.name} and d.partition = ${this.partition}
+        and d.redrive_requested_at is not null and d.redriven_at is null
+        and not exists (select 1 from outbox.blocked_streams b
+                        where b.consumer = d.consumer and b.event_position = d.event_position)
+      order by e.stream_type, e.stream_id, e.stream_version
+      limit ${limit}`.execute(this.trx);
+    for (const row of rows) {
+      const failure = await this.deliver(row, row.dead_attempts + 1);
+      if (failure) {
+        await sql`update outbox.dead_letters
+                  set attempts = attempts + 1, last_error = ${failure.error.message},
+                      error_stack = ${failure.error.stack ?? null}, redrive_requested_at = null, dead_at = now()
+                  where id = ${row.dead_letter_id}`.execute(this.trx);
+      } else {
+        await sql`update outbox.dead_letters set redriven_at = now() where id = ${row.dead_letter_id}`.execute(
+          this.trx,
+        );
+      }
+    }
+    return rows.length === limit;
+  }
+
+  /** Streams whose retry is due: the failed event, then the stream's later events up to the checkpoint. */
+  async retryDueStreams(): Promise<boolean> {
+    const now = Date.now();
+    let more = false;
+    const due = [...this.blocked.values()].filter(
+      (row) => row.next_attempt_at !== null && Date.parse(row.next_attempt_at) <= now,
+    );
+    for (const block of due) {
+      const limit = this.consumer.batchSize;
+      const { rows } = await sql<EventRow>`
+        select ${eventColumns} from outbox.events e
+        where e.stream_type = ${block.stream_type} and e.stream_id = ${block.stream_id}
+          and e.stream_version >= ${block.stream_version}
+          and (e.log_xid, e.position) <= (${this.checkpoint.logXid}::xid8, ${this.checkpoint.position}::bigint)
+          and e.type = any(${[...this.consumer.eventTypes]}::text[])
+        order by e.stream_version
+        limit ${limit}`.execute(this.trx);
+      const key = streamKey(block.stream_type, block.stream_id);
+      let stoppedAt: EventRow | undefined;
+      for (const row of rows) {
+        const isHead = row.position === block.event_position;
+        const attempt = isHead ? block.attempts + 1 : 1;
+        const failure = await this.deliver(row, attempt);
+        if (failure) {
+          const parked = await this.recordFailure(
+            row,
+            attempt,
+            failure,
+            isHead ? block.first_failed_at : undefined,
+          );
+          if (parked) {
+            stoppedAt = row;
+            break;
+          }
+        } else if (isHead) {
+          // An operator's redrive of a stream parked by `block` succeeds here: close its dead letter.
+          await sql`update outbox.dead_letters set redriven_at = now()
+                    where consumer = ${this.consumer.name} and event_position = ${row.position}
+                      and redriven_at is null`.execute(this.trx);
+        }
+      }
+      if (stoppedAt) continue; // still blocked, at stoppedAt (recordFailure updated the row)
+      const last = rows.at(-1);
+      if (rows.length === limit && last) {
+        // Not caught up yet: keep the stream blocked, due now, from the next version.
+        await sql`update outbox.blocked_streams
+                  set stream_version = ${last.stream_version + 1}, attempts = 0, next_attempt_at = now(),
+                      event_position = coalesce((select e.position from outbox.events e
+                        where e.stream_type = ${block.stream_type} and e.stream_id = ${block.stream_id}
+                          and e.stream_version > ${last.stream_version}
+                          and e.type = any(${[...this.consumer.eventTypes]}::text[])
+                        order by e.stream_version limit 1), event_position)
+                  where consumer = ${this.consumer.name} and stream_type = ${block.stream_type}
+                    and stream_id = ${block.stream_id}`.execute(this.trx);
+        more = true;
+      } else {
+        await sql`delete from outbox.blocked_streams
+                  where consumer = ${this.consumer.name} and stream_type = ${block.stream_type}
+                    and stream_id = ${block.stream_id}`.execute(this.trx);
+        this.blocked.delete(key);
+      }
+    }
+    return more;
+  }
+
+  /** New events after the checkpoint, gap-safe, skipping streams that are blocked. */
+  async deliverNew(): Promise<boolean> {
+    const consumer = this.consumer;
+    const streamTypeFilter = consumer.streamTypes
+      ? sql`and e.stream_type = any(${[...consumer.streamTypes]}::text[])`
+      : sql``;
+    const { rows } = await sql<EventRow>`
+      select ${eventColumns} from outbox.events e
+      where (e.log_xid, e.position) > (${this.checkpoint.logXid}::xid8, ${this.checkpoint.position}::bigint)
+        and e.log_xid < pg_snapshot_xmin(pg_current_snapshot())
+        and e.type = any(${[...consumer.eventTypes]}::text[])
+        ${streamTypeFilter}
+        and outbox.partition_of(e.stream_id, ${consumer.partitions}) = ${this.partition}
+      order by e.log_xid, e.position
+      limit ${consumer.batchSize}`.execute(this.trx);
+    for (const row of rows) {
+      if (this.blocked.has(streamKey(row.stream_type, row.stream_id))) continue; // waits behind its stream's failure
+      const failure = await this.deliver(row, 1);
+      if (failure) await this.recordFailure(row, 1, failure, undefined);
+    }
+    const last = rows.at(-1);
+    if (last) {
+      this.checkpoint = { logXid: last.log_xid, position: last.position };
+      this.checkpointMoved = true;
+    }
+    return rows.length === consumer.batchSize;
+  }
+
+  async saveCheckpoint(): Promise<void> {
+    if (!this.checkpointMoved && this.handled === 0) return;
+    await sql`update outbox.consumer_partitions
+              set checkpoint_xid = ${this.checkpoint.logXid}::xid8, checkpoint_position = ${this.checkpoint.position},
+                  handled = handled + ${this.handled}, updated_at = now()
+              where consumer = ${this.consumer.name} and partition = ${this.partition}`.execute(this.trx);
+  }
+
+  nextRetryAt(): Date | undefined {
+    let next: number | undefined;
+    for (const row of this.blocked.values()) {
+      if (row.next_attempt_at === null) continue;
+      const at = Date.parse(row.next_attempt_at);
+      if (next === undefined || at < next) next = at;
+    }
+    return next === undefined ? undefined : new Date(next);
+  }
+
+  /**
+   * Calls the handler. Returns the failure, or undefined on success. In fast mode a failure aborts the
+   * batch (rerun carefully); in careful mode the handler's writes are undone by its savepoint.
+   */
+  private async deliver(row: EventRow, attempt: number): Promise<Failure | undefined> {
+    const known = this.knownFailures.get(row.id);
+    if (known) return known; // failed earlier in this batch: not called twice for one attempt
+    const started = performance.now();
+    const savepoint = this.careful ? `d${++this.savepointCounter}` : undefined;
+    if (savepoint) await sql.raw(`savepoint ${savepoint}`).execute(this.trx);
+    const failure = await this.invoke(row, attempt);
+    const durationMs = performance.now() - started;
+    if (!failure) {
+      if (savepoint) await sql.raw(`release savepoint ${savepoint}`).execute(this.trx);
+      this.handled++;
+      this.report(row, true, durationMs, false);
+      return undefined;
+    }
+    this.knownFailures.set(row.id, failure);
+    if (!this.careful || failure.poisonsTransaction) throw new RerunCarefully();
+    await sql.raw(`rollback to savepoint ${savepoint}`).execute(this.trx);
+    return failure;
+  }
+
+  private async invoke(row: EventRow, attempt: number): Promise<Failure | undefined> {
+    const controller = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), this.consumer.timeoutMs);
+    });
+    const context: HandlerContext = {
+      consumer: this.consumer.name,
+      attempt,
+      idempotencyKey: `${this.consumer.name}:${row.id}`,
+      signal: controller.signal,
+      causedBy: {
+        ...(typeof row.metadata.correlationId === 'string'
+          ? { correlationId: row.metadata.correlationId }
+          : {}),
+        causationId: row.id,
+        actor: `consumer:${this.consumer.name}`,
+      },
+      logger: this.options.logger.child({
+        consumer: this.consumer.name,
+        eventId: row.id,
+        eventType: row.type,
+      }),
+    };
+    try {
+      const event = toRecordedEvent(row, this.options.registry);
+      const outcome = await Promise.race([this.consumer.handle(event as never, this.trx, context), timedOut]);
+      if (outcome === 'timeout') {
+        controller.abort();
+        return {
+          error: new HandlerTimeoutError(
+            `${this.consumer.name} did not finish ${row.type} within ${this.consumer.timeoutMs} ms`,
+          ),
+          poisonsTransaction: true,
+        };
+      }
+      return undefined;
+    } catch (error) {
+      const err = error instanceof Error ? error : new Error(String(error));
+      // A query cancelled by statement_timeout (57014) means the handler hung in the database.
+      return { error: err, poisonsTransaction: (error as { code?: string }).code === '57014' };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Records a failed attempt: schedules a retry with backoff (the stream stays blocked), or — when attempts
+   * are used up — writes a dead letter and, per the consumer's policy, lets the stream continue or parks it.
+   *
+   * @returns true when the stream stays blocked at this event (its later events must wait).
+   */
+  private async recordFailure(
+    row: EventRow,
+    attempt: number,
+    failure: Failure,
+    firstFailedAt: string | undefined,
+  ): Promise<boolean> {
+    this.failed++;
+    const policy = this.consumer.retry;
+    const exhausted = attempt >= policy.maxAttempts;
+    const message = failure.error.message.slice(0, 4000);
+    const key = streamKey(row.stream_type, row.stream_id);
+    this.options.logger.warn(
+      {
+        consumer: this.consumer.name,
+        eventId: row.id,
+        eventType: row.type,
+        attempt,
+        exhausted,
+        err: failure.error,
+      },
+      exhausted ? 'handler failed; attempts exhausted' : 'handler failed; will retry',
+    );
+    if (exhausted) {
+      await sql`insert into outbox.dead_letters
+                  (consumer, partition, event_position, event_id, stream_type, stream_id, stream_version, event_type,
+                   attempts, last_error, error_stack, first_failed_at)
+                values (${this.consumer.name}, ${this.partition}, ${row.position}, ${row.id}, ${row.stream_type},
+                        ${row.stream_id}, ${row.stream_version}, ${row.type}, ${attempt}, ${message},
+                        ${failure.error.stack?.slice(0, 16_000) ?? null}, coalesce(${firstFailedAt ?? null}::timestamptz, now()))
+                on conflict (consumer, event_position) where redriven_at is null
+                do update set attempts = excluded.attempts, last_error = excluded.last_error,
+                              error_stack = excluded.error_stack, dead_at = now(), redrive_requested_at = null`.execute(
+        this.trx,
+      );
+      this.report(row, false, 0, true);
+      if (this.consumer.onExhausted === 'dead_letter') {
+        // The stream moves on. If it was blocked at this event, the caller's catch-up continues past it.
+        return false;
+      }
+    } else {
+      this.report(row, false, 0, false);
+    }
+    const nextAttemptAt = exhausted ? null : new Date(Date.now() + retryDelayMs(policy, attempt));
+    await sql`insert into outbox.blocked_streams as b
+                (consumer, stream_type, stream_id, partition, event_position, stream_version, attempts,
+                 next_attempt_at, last_error, first_failed_at)
+              values (${this.consumer.name}, ${row.stream_type}, ${row.stream_id}, ${this.partition}, ${row.position},
+                      ${row.stream_version}, ${attempt}, ${nextAttemptAt}, ${message},
+                      coalesce(${firstFailedAt ?? null}::timestamptz, now()))
+              on conflict (consumer, stream_type, stream_id) do update
+                set event_position = excluded.event_position, stream_version = excluded.stream_version,
+                    attempts = excluded.attempts, next_attempt_at = excluded.next_attempt_at,
+                    last_error = excluded.last_error, last_failed_at = now(),
+                    first_failed_at = excluded.first_failed_at`.execute(this.trx);
+    this.blocked.set(key, {
+      stream_type: row.stream_type,
+      stream_id: row.stream_id,
+      event_position: row.position,
+      stream_version: row.stream_version,
+      attempts: attempt,
+      next_attempt_at: nextAttemptAt?.toISOString() ?? null,
+      first_failed_at: firstFailedAt ?? new Date().toISOString(),
+    });
+    return true;
+  }
+
+  private report(row: EventRow, ok: boolean, durationMs: number, deadLettered: boolean): void {
+    try {
+      this.options.onDelivery?.({
+        consumer: this.consumer.name,
+        eventType: row.type,
+        ok,
+        durationMs,
+        deadLettered,
+      });
+    } catch {
+      // metrics must never break delivery
+    }
+  }
+}

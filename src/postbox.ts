@@ -1,0 +1,157 @@
+import {
+  makeWorkerUtils,
+  type Runner,
+  run,
+  type Task,
+  Logger as WorkerLogger,
+  type WorkerUtils,
+} from 'graphile-worker';
+import type pg from 'pg';
+import type { ConsumerDefinition } from './consumers/consumer.ts';
+import { type DeliveryOutcome, drainPartition } from './consumers/drain.ts';
+import { registerConsumers } from './consumers/register.ts';
+import { createDb, type Db } from './db/database.ts';
+import { type Logger, silentLogger } from './logger.ts';
+import type { EventDefinition } from './outbox/event.ts';
+import { createEventRegistry } from './outbox/read.ts';
+import { Relay } from './relay/relay.ts';
+import { DRAIN_TASK, type DrainJobPayload, drainJobKey, scheduleRetry } from './relay/schedule.ts';
+
+/** Options of {@link startPostbox}. */
+export interface PostboxOptions {
+  /** The service's pool; Postbox never ends it. Give it at least `concurrency + 2` connections. */
+  readonly pool: pg.Pool;
+  /** Used for the relay's dedicated LISTEN connection. */
+  readonly connectionString: string;
+  readonly consumers: readonly ConsumerDefinition[];
+  /** Extra event definitions to upcast with (the consumers' own are always included). */
+  readonly events?: readonly EventDefinition[];
+  /** Partition drains run at once by this process. Default `8`. */
+  readonly concurrency?: number;
+  /** Relay poll interval (the delivery guarantee behind NOTIFY), ms. Default `2000`. */
+  readonly pollIntervalMs?: number;
+  /**
+   * Time one drain job may keep a worker slot before it hands over (re-enqueues itself), ms. Keeps a
+   * backlog on one partition from starving the others. Default `1000`.
+   */
+  readonly drainBudgetMs?: number;
+  readonly logger?: Logger;
+  /** Observes each handler call (metrics). */
+  readonly onDelivery?: (outcome: DeliveryOutcome) => void;
+  /** Observes relay activity (metrics). */
+  readonly onRelayActivity?: (kind: 'wakeup' | 'poll' | 'scan', scheduled: number) => void;
+}
+
+/** A running Postbox engine: relay + graphile-worker + consumers. */
+export interface Postbox {
+  readonly db: Db;
+  readonly relay: Relay;
+  readonly runner: Runner;
+  readonly workerUtils: WorkerUtils;
+  /** Wakes the relay for an immediate poll in this process (admin actions NOTIFY it on commit anyway). */
+  requestPoll(): void;
+  /** Stops taking jobs, lets running drains finish (their transactions commit), stops the relay. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the engine: registers the consumers, runs graphile-worker with the partition-drain task, and
+ * starts the relay. Needs migrations applied (`postbox migrate`).
+ *
+ * @example
+ * const postbox = await startPostbox({ pool, connectionString, consumers: [paymentConsumer] });
+ * // …
+ * await postbox.stop(); // then end the pool
+ */
+export async function startPostbox(options: PostboxOptions): Promise<Postbox> {
+  const logger = options.logger ?? silentLogger;
+  const db = createDb(options.pool);
+  const consumers = new Map(options.consumers.map((consumer) => [consumer.name, consumer]));
+  const registry = createEventRegistry([
+    ...(options.events ?? []),
+    ...options.consumers.flatMap((consumer) => consumer.definitions),
+  ]);
+  await registerConsumers(db, options.consumers);
+  const budgetMs = options.drainBudgetMs ?? 1000;
+
+  const drainTask: Task = async (rawPayload, helpers) => {
+    const payload = rawPayload as DrainJobPayload;
+    const consumer = consumers.get(payload.consumer);
+    if (!consumer) return; // a consumer this process does not run (removed, or another deployment's)
+    const target = { consumer: payload.consumer, partition: payload.partition };
+    const deadline = Date.now() + budgetMs;
+    for (;;) {
+      const result = await drainPartition(db, consumer, payload.partition, {
+        logger,
+        registry,
+        ...(options.onDelivery ? { onDelivery: options.onDelivery } : {}),
+      });
+      if (result.nextRetryAt) await scheduleRetry(helpers.addJobs, target, result.nextRetryAt);
+      if (result.status === 'busy') {
+        // Another drainer holds the partition. It may be finishing just as news arrived; look again shortly.
+        await helpers.addJobs(
+          [
+            {
+              identifier: DRAIN_TASK,
+              payload: target,
+              jobKey: drainJobKey(target),
+              runAt: new Date(Date.now() + 50),
+            },
+          ],
+          true,
+        );
+        return;
+      }
+      if (result.status !== 'more') return;
+      if (Date.now() >= deadline) {
+        await helpers.addJobs(
+          [{ identifier: DRAIN_TASK, payload: target, jobKey: drainJobKey(target) }],
+          true,
+        );
+        return;
+      }
+    }
+  };
+
+  const workerLogger = new WorkerLogger((scope) => (level, message, meta) => {
+    const log = logger.child({ worker: scope });
+    if (level === 'error') log.error(meta ?? {}, message);
+    else if (level === 'warning') log.warn(meta ?? {}, message);
+    else log.debug(meta ?? {}, message);
+  });
+  const runner = await run({
+    pgPool: options.pool,
+    concurrency: options.concurrency ?? 8,
+    noHandleSignals: true,
+    pollInterval: options.pollIntervalMs ?? 2000,
+    logger: workerLogger,
+    taskList: { [DRAIN_TASK]: drainTask },
+  });
+  const workerUtils = await makeWorkerUtils({ pgPool: options.pool, logger: workerLogger });
+  const relay = new Relay({
+    connectionString: options.connectionString,
+    consumers: [...consumers.keys()],
+    addJobs: workerUtils.addJobs,
+    pollIntervalMs: options.pollIntervalMs ?? 2000,
+    logger,
+    ...(options.onRelayActivity ? { onActivity: options.onRelayActivity } : {}),
+  });
+  await relay.start();
+
+  let stopping: Promise<void> | undefined;
+  return {
+    db,
+    relay,
+    runner,
+    workerUtils,
+    requestPoll: () => relay.requestPoll(),
+    stop() {
+      stopping ??= (async () => {
+        await relay.stop();
+        await runner.stop();
+        await workerUtils.release();
+      })();
+      return stopping;
+    },
+  };
+}
