@@ -1,0 +1,28 @@
+import { Command } from 'commander';
+import { registerMigrateCommand } from './migrate.command.ts';
+import { registerServeCommand } from './serve.command.ts';
+
+/**
+ * `postbox <command>`. Each command lives in its own `*.command.ts` and registers itself here, so later
+ * features plug in without touching the others.
+ */
+export function buildCli(): Command {
+  const program = new Command('postbox')
+    .description('Postgres-centric transactional outbox: event log, relay, consumers and GraphQL API')
+    .showHelpAfterError()
+    .exitOverride((error) => {
+      // commander exits itself on --help/--version (code 0) and usage errors (code 1); keep those codes.
+      process.exit(error.exitCode);
+    });
+  registerServeCommand(program);
+  registerMigrateCommand(program);
+  return program;
+}
+
+await buildCli()
+  .parseAsync(process.argv)
+  .catch((error: unknown) => {
+    const err = error as Error & { code?: string };
+    process.stderr.write(`postbox: ${err.message}\n`);
+    process.exitCode = err.code === 'CONFIG_INVALID' ? 78 : 1; // 78 = EX_CONFIG
+  });
