@@ -100,9 +100,18 @@ export async function drainPartition(
   for (;;) {
     const trx = await db.startTransaction().execute();
     try {
-      const result = await runBatch(trx, consumer, partition, options, knownFailures, careful);
+      const outcomes: DeliveryOutcome[] = [];
+      const result = await runBatch(trx, consumer, partition, options, knownFailures, careful, outcomes);
       if (result.status === 'drained' || result.status === 'more') await trx.commit().execute();
       else await trx.rollback().execute();
+      // Reported only once committed: a batch rerun after a failure must not count its deliveries twice.
+      for (const outcome of outcomes) {
+        try {
+          options.onDelivery?.(outcome);
+        } catch {
+          // metrics must never break delivery
+        }
+      }
       return result;
     } catch (error) {
       await trx
@@ -125,6 +134,7 @@ async function runBatch(
   options: DrainOptions,
   knownFailures: Map<string, Failure>,
   careful: boolean,
+  outcomes: DeliveryOutcome[],
 ): Promise<DrainResult> {
   const idle = (status: DrainResult['status']): DrainResult => ({
     status,
@@ -158,7 +168,7 @@ async function runBatch(
   if (!state) return idle('unknown');
   if (state.status === 'paused') return idle('paused');
 
-  const batch = new Batch(trx, consumer, partition, options, knownFailures, careful, state);
+  const batch = new Batch(trx, consumer, partition, options, knownFailures, careful, state, outcomes);
   let more = false;
   if (state.has_redrives) more = (await batch.redrive()) || more;
   more = (await batch.retryDueStreams()) || more;
@@ -186,6 +196,7 @@ class Batch {
   private readonly options: DrainOptions;
   private readonly knownFailures: Map<string, Failure>;
   private readonly careful: boolean;
+  private readonly outcomes: DeliveryOutcome[];
 
   constructor(
     trx: ControlledTransaction<Database>,
@@ -195,7 +206,9 @@ class Batch {
     knownFailures: Map<string, Failure>,
     careful: boolean,
     state: PartitionState,
+    outcomes: DeliveryOutcome[],
   ) {
+    this.outcomes = outcomes;
     this.trx = trx;
     this.consumer = consumer;
     this.partition = partition;

@@ -1,4 +1,4 @@
-import { type Kysely, sql } from 'kysely';
+import { type QueryExecutorProvider, sql } from 'kysely';
 import { ConcurrencyError, ValidationError } from '../errors.ts';
 import type { EventMetadata, NewEvent } from './event.ts';
 
@@ -32,6 +32,9 @@ export interface AppendResult {
   readonly streamVersions: ReadonlyMap<string, number>;
 }
 
+/** Anything Kysely can run queries on that knows whether it is a transaction (a Kysely `Transaction`). */
+export type TransactionLike = QueryExecutorProvider & { readonly isTransaction: boolean };
+
 interface InsertedRow {
   id: string;
   position: string;
@@ -51,8 +54,8 @@ interface InsertedRow {
  *
  * Must run in a transaction: on error the transaction is unusable and must be rolled back.
  */
-export async function appendEvents<DB>(
-  trx: Kysely<DB>,
+export async function appendEvents(
+  trx: TransactionLike,
   events: readonly NewEvent[],
   options: AppendOptions = {},
 ): Promise<AppendResult> {
@@ -105,8 +108,8 @@ export async function appendEvents<DB>(
   return { events: appended, duplicateIds: [...duplicateIds], streamVersions };
 }
 
-async function appendToStream<DB>(
-  trx: Kysely<DB>,
+async function appendToStream(
+  trx: TransactionLike,
   streamType: string,
   streamId: string,
   group: readonly NewEvent[],

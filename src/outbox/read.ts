@@ -1,4 +1,4 @@
-import { type Kysely, sql } from 'kysely';
+import { type QueryExecutorProvider, sql } from 'kysely';
 import { ValidationError } from '../errors.ts';
 import type { EventDefinition, EventMetadata, RecordedEvent } from './event.ts';
 
@@ -135,7 +135,10 @@ export interface LogPage {
  * Consequence to know: a long-running transaction anywhere in the database holds every reader back until it
  * ends (no event is lost, delivery waits).
  */
-export async function readLogAfter<DB>(db: Kysely<DB>, options: ReadLogOptions = {}): Promise<LogPage> {
+export async function readLogAfter(
+  db: QueryExecutorProvider,
+  options: ReadLogOptions = {},
+): Promise<LogPage> {
   const after = options.after ?? LOG_START;
   const limit = Math.max(1, Math.min(options.limit ?? 500, 10_000));
   const filter = options.filter ?? {};
@@ -158,8 +161,8 @@ export async function readLogAfter<DB>(db: Kysely<DB>, options: ReadLogOptions =
 }
 
 /** Reads one stream's events in version order, from `fromVersion` (default 1). */
-export async function readStream<DB>(
-  db: Kysely<DB>,
+export async function readStream(
+  db: QueryExecutorProvider,
   streamType: string,
   streamId: string,
   fromVersion = 1,
