@@ -1,0 +1,113 @@
+import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defineConsumer } from '../../src/consumers/consumer.ts';
+import { appendEvents } from '../../src/outbox/append.ts';
+import { type Postbox, startPostbox } from '../../src/postbox.ts';
+import { createEffectsTable, Ticked } from '../fixtures/effects.ts';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+let t: TestDatabase;
+let postbox: Postbox;
+let hang: 'js' | 'sql' | 'none' = 'js';
+const attempts = new Map<string, number>();
+
+beforeAll(async () => {
+  t = await createTestDatabase({ poolSize: 20 });
+  await createEffectsTable(t.db as never);
+  postbox = await startPostbox({
+    pool: t.pool,
+    connectionString: t.url,
+    pollIntervalMs: 100,
+    concurrency: 4,
+    consumers: [
+      defineConsumer({
+        name: 'sleepy',
+        on: [Ticked],
+        partitions: 4,
+        timeoutMs: 300,
+        retry: { initialDelayMs: 100, maxDelayMs: 200, maxAttempts: 50, jitter: 0 },
+        async handle(event, trx, context) {
+          attempts.set(event.streamId, (attempts.get(event.streamId) ?? 0) + 1);
+          // Write first, so a timed-out attempt that kept running would leave a visible effect.
+          await sql`insert into test_effects (consumer, event_id, stream_id, stream_version, attempt)
+                    values ('sleepy', ${event.id}, ${event.streamId}, ${event.streamVersion}, ${context.attempt})`.execute(
+            trx,
+          );
+          if (event.payload.poison && hang === 'js') {
+            await new Promise<void>((resolve) =>
+              context.signal.addEventListener('abort', () => setTimeout(resolve, 200)),
+            );
+            // Still running after the timeout: this write must fail (the transaction is gone), never commit.
+            await sql`insert into test_effects (consumer, event_id, stream_id, stream_version, attempt)
+                      values ('zombie', ${event.id}, ${event.streamId}, 0, 0)`.execute(trx);
+          }
+          if (event.payload.poison && hang === 'sql') await sql`select pg_sleep(30)`.execute(trx);
+        },
+      }),
+    ],
+  });
+});
+afterAll(async () => {
+  await postbox?.stop();
+  await t?.drop();
+});
+
+const effects = async (streamId: string) =>
+  (
+    await sql<{ consumer: string; stream_version: number }>`
+      select consumer, stream_version from test_effects where stream_id = ${streamId} order by seq`.execute(
+      t.db,
+    )
+  ).rows;
+
+describe('handler timeouts', () => {
+  for (const mode of ['js', 'sql'] as const) {
+    it(`a handler hanging in ${mode === 'js' ? 'JavaScript' : 'a query'} is cut at its timeout, retried, and blocks no other stream`, async () => {
+      hang = mode;
+      const stuck = randomUUID();
+      const others = Array.from({ length: 8 }, () => randomUUID());
+      await t.db
+        .transaction()
+        .execute((trx) => appendEvents(trx, [Ticked.create(stuck, { n: 1, poison: true })]));
+      await t.db.transaction().execute((trx) => appendEvents(trx, [Ticked.create(stuck, { n: 2 })]));
+      for (const stream of others) {
+        await t.db.transaction().execute((trx) => appendEvents(trx, [Ticked.create(stream, { n: 1 })]));
+      }
+      // Every other stream is delivered although one partition keeps timing out.
+      await waitFor('other streams', async () => {
+        for (const stream of others) if ((await effects(stream)).length !== 1) return false;
+        return true;
+      });
+      await waitFor('several timed-out attempts', async () => (attempts.get(stuck) ?? 0) >= 3, 20_000);
+      // Nothing of the hung attempts committed: not its first write, not the write after the timeout.
+      expect(await effects(stuck)).toEqual([]);
+      const { rows } = await sql<{ last_error: string }>`
+        select last_error from outbox.blocked_streams where consumer = 'sleepy' and stream_id = ${stuck}`.execute(
+        t.db,
+      );
+      // JS hang: the timer cuts it. Query hang: the JS timer and statement_timeout (both 300 ms) race; either
+      // way the query itself must have been cancelled, not left sleeping on a connection.
+      expect(rows[0]?.last_error).toMatch(
+        mode === 'js' ? /did not finish Ticked within 300 ms/ : /within 300 ms|statement timeout/,
+      );
+      if (mode === 'sql') {
+        const { rows: sleeping } = await sql`select pid from pg_stat_activity
+          where state = 'active' and query like '%pg_sleep(30)%' and pid <> pg_backend_pid()
+            and now() - query_start > interval '1 second'`.execute(t.db);
+        expect(sleeping).toEqual([]);
+      }
+
+      hang = 'none';
+      const delivered = await waitFor('recovered', async () => {
+        const rows = await effects(stuck);
+        return rows.length === 2 && rows;
+      });
+      expect(delivered).toEqual([
+        { consumer: 'sleepy', stream_version: 1 },
+        { consumer: 'sleepy', stream_version: 2 },
+      ]);
+    });
+  }
+});
