@@ -16,6 +16,7 @@ import type { EventDefinition } from './outbox/event.ts';
 import { createEventRegistry } from './outbox/read.ts';
 import { Relay } from './relay/relay.ts';
 import { DRAIN_TASK, type DrainJobPayload, drainJobKey, scheduleRetry } from './relay/schedule.ts';
+import { guardWorkerRejections } from './worker-rejections.ts';
 
 /** Options of {@link startPostbox}. */
 export interface PostboxOptions {
@@ -40,6 +41,11 @@ export interface PostboxOptions {
   readonly onDelivery?: (outcome: DeliveryOutcome) => void;
   /** Observes relay activity (metrics). */
   readonly onRelayActivity?: (kind: 'wakeup' | 'poll' | 'scan', scheduled: number) => void;
+  /**
+   * Keep running through graphile-worker's unhandled rejections when the database is lost (see
+   * src/worker-rejections.ts). Default `true`; turn off if your process installs its own handler.
+   */
+  readonly guardWorkerRejections?: boolean;
 }
 
 /** A running Postbox engine: relay + graphile-worker + consumers. */
@@ -72,6 +78,7 @@ export async function startPostbox(options: PostboxOptions): Promise<Postbox> {
     ...options.consumers.flatMap((consumer) => consumer.definitions),
   ]);
   await registerConsumers(db, options.consumers);
+  const unguard = (options.guardWorkerRejections ?? true) ? guardWorkerRejections(logger) : () => {};
   const budgetMs = options.drainBudgetMs ?? 1000;
 
   const drainTask: Task = async (rawPayload, helpers) => {
@@ -150,6 +157,7 @@ export async function startPostbox(options: PostboxOptions): Promise<Postbox> {
         await relay.stop();
         await runner.stop();
         await workerUtils.release();
+        unguard();
       })();
       return stopping;
     },
