@@ -1,0 +1,64 @@
+import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { registerConsumers } from '../../src/consumers/register.ts';
+import { ConfigError } from '../../src/errors.ts';
+import { appendEvents } from '../../src/outbox/append.ts';
+import { type Postbox, startPostbox } from '../../src/postbox.ts';
+import { createEffectsTable, effectsConsumer, Ticked } from '../fixtures/effects.ts';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+let t: TestDatabase;
+let postbox: Postbox | undefined;
+beforeAll(async () => {
+  t = await createTestDatabase();
+  await createEffectsTable(t.db as never);
+});
+afterAll(async () => {
+  await postbox?.stop();
+  await t?.drop();
+});
+
+describe('consumer registration', () => {
+  it("a new consumer with startFrom 'now' skips history; one with 'beginning' gets all of it", async () => {
+    const old = randomUUID();
+    await t.db.transaction().execute((trx) => appendEvents(trx, [Ticked.create(old, { n: 1 })]));
+    postbox = await startPostbox({
+      pool: t.pool,
+      connectionString: t.url,
+      pollIntervalMs: 100,
+      consumers: [effectsConsumer({ name: 'late', startFrom: 'now' }), effectsConsumer({ name: 'early' })],
+    });
+    const fresh = randomUUID();
+    await t.db.transaction().execute((trx) => appendEvents(trx, [Ticked.create(fresh, { n: 1 })]));
+    const count = async (consumer: string, stream: string) =>
+      Number(
+        (
+          await sql<{ n: string }>`select count(*)::text as n from test_effects
+            where consumer = ${consumer} and stream_id = ${stream}`.execute(t.db)
+        ).rows[0]?.n,
+      );
+    await waitFor(
+      'fresh delivered to both',
+      async () => (await count('late', fresh)) === 1 && (await count('early', fresh)) === 1,
+    );
+    expect(await count('early', old)).toBe(1);
+    expect(await count('late', old)).toBe(0);
+  });
+
+  it('refuses to change the partition count of an existing consumer', async () => {
+    await registerConsumers(t.db, [effectsConsumer({ name: 'fixed', partitions: 4 })]);
+    await expect(
+      registerConsumers(t.db, [effectsConsumer({ name: 'fixed', partitions: 8 })]),
+    ).rejects.toBeInstanceOf(ConfigError);
+    const { rows } = await sql<{ n: string }>`select count(*)::text as n from outbox.consumer_partitions
+      where consumer = 'fixed'`.execute(t.db);
+    expect(rows[0]?.n).toBe('4');
+  });
+
+  it('rejects bad consumer definitions', () => {
+    expect(() => effectsConsumer({ name: 'Bad Name' })).toThrow(/must match/);
+    expect(() => effectsConsumer({ name: 'ok', partitions: 0 })).toThrow(/partitions/);
+  });
+});
