@@ -68,7 +68,14 @@ interface Failure {
 }
 
 /** Thrown inside a fast-mode batch to abandon it and rerun carefully. */
-class RerunCarefully extends Error {}
+class RerunCarefully extends Error {
+  /** The transaction must be rolled back entirely (a timed-out handler may still be using it). */
+  readonly abandonTransaction: boolean;
+  constructor(abandonTransaction: boolean) {
+    super('rerun the batch with savepoints');
+    this.abandonTransaction = abandonTransaction;
+  }
+}
 
 const streamKey = (streamType: string, streamId: string): string => `${streamType}\u0000${streamId}`;
 
@@ -85,9 +92,9 @@ const streamKey = (streamType: string, streamId: string): string => `${streamTyp
  * stream is skipped by the normal scan (the checkpoint still moves on: other streams keep flowing). When
  * the retry succeeds, the stream is caught up from the failed version to the checkpoint, in version order.
  *
- * Speed: the batch first runs without savepoints. If any handler throws, the whole transaction is rolled
- * back and the batch rerun with a savepoint around each handler, skipping the handlers already known to
- * fail in this batch — so the common path pays nothing for failure isolation.
+ * Speed: the batch first runs without a savepoint per handler. If any handler throws, the batch is rolled
+ * back to a savepoint taken just after the lock, and rerun with a savepoint around each handler, skipping
+ * the handlers already known to fail in this batch — so the common path pays nothing for failure isolation.
  */
 export async function drainPartition(
   db: Db,
@@ -100,25 +107,48 @@ export async function drainPartition(
   for (;;) {
     const trx = await db.startTransaction().execute();
     try {
-      const outcomes: DeliveryOutcome[] = [];
-      const result = await runBatch(trx, consumer, partition, options, knownFailures, careful, outcomes);
-      if (result.status === 'drained' || result.status === 'more') await trx.commit().execute();
-      else await trx.rollback().execute();
-      // Reported only once committed: a batch rerun after a failure must not count its deliveries twice.
-      for (const outcome of outcomes) {
+      // A handler's slow query is cut at the handler timeout too (the JS timer alone cannot stop a query).
+      await sql`select set_config('statement_timeout', ${String(consumer.timeoutMs)}, true)`.execute(trx);
+      const { rows: lock } = await sql<{ locked: boolean }>`
+        select pg_try_advisory_xact_lock(hashtext(${`postbox:${consumer.name}`}), ${partition}) as locked`.execute(
+        trx,
+      );
+      if (!lock[0]?.locked) {
+        await trx.rollback().execute();
+        return { status: 'busy', handled: 0, failed: 0, nextRetryAt: undefined };
+      }
+      for (;;) {
+        // The lock was taken before this savepoint: a rerun after a failure keeps the partition, so no other
+        // drainer can slip in and call the failed handler again for the same attempt.
+        await sql`savepoint batch`.execute(trx);
+        const outcomes: DeliveryOutcome[] = [];
         try {
-          options.onDelivery?.(outcome);
-        } catch {
-          // metrics must never break delivery
+          const result = await runBatch(trx, consumer, partition, options, knownFailures, careful, outcomes);
+          if (result.status === 'drained' || result.status === 'more') await trx.commit().execute();
+          else await trx.rollback().execute();
+          // Reported only once committed: a batch rerun after a failure must not count its deliveries twice.
+          for (const outcome of outcomes) {
+            try {
+              options.onDelivery?.(outcome);
+            } catch {
+              // metrics must never break delivery
+            }
+          }
+          return result;
+        } catch (error) {
+          if (!(error instanceof RerunCarefully) || error.abandonTransaction) throw error;
+          careful = true;
+          await sql`rollback to savepoint batch`.execute(trx);
         }
       }
-      return result;
     } catch (error) {
       await trx
         .rollback()
         .execute()
         .catch(() => undefined);
       if (error instanceof RerunCarefully) {
+        // A timed-out handler may still be running with this transaction: it had to be abandoned whole (its
+        // late queries now fail). The lock went with it; the rerun takes it again.
         careful = true;
         continue;
       }
@@ -142,14 +172,6 @@ async function runBatch(
     failed: 0,
     nextRetryAt: undefined,
   });
-  // A handler's slow query is cut at the handler timeout too (the JS timer alone cannot stop a query).
-  await sql`select set_config('statement_timeout', ${String(consumer.timeoutMs)}, true)`.execute(trx);
-  const { rows: lock } = await sql<{ locked: boolean }>`
-    select pg_try_advisory_xact_lock(hashtext(${`postbox:${consumer.name}`}), ${partition}) as locked`.execute(
-    trx,
-  );
-  if (!lock[0]?.locked) return idle('busy');
-
   // Read the state only now, in a statement that starts after the lock was granted: a snapshot taken
   // before could miss the previous drainer's checkpoint and deliver its events again.
   const { rows: stateRows } = await sql<PartitionState>`
@@ -377,7 +399,7 @@ class Batch {
       return undefined;
     }
     this.knownFailures.set(row.id, failure);
-    if (!this.careful || failure.poisonsTransaction) throw new RerunCarefully();
+    if (!this.careful || failure.poisonsTransaction) throw new RerunCarefully(failure.poisonsTransaction);
     await sql.raw(`rollback to savepoint ${savepoint}`).execute(this.trx);
     return failure;
   }
@@ -500,17 +522,8 @@ class Batch {
     return true;
   }
 
+  /** Collects an outcome; drainPartition reports them once the transaction committed. */
   private report(row: EventRow, ok: boolean, durationMs: number, deadLettered: boolean): void {
-    try {
-      this.options.onDelivery?.({
-        consumer: this.consumer.name,
-        eventType: row.type,
-        ok,
-        durationMs,
-        deadLettered,
-      });
-    } catch {
-      // metrics must never break delivery
-    }
+    this.outcomes.push({ consumer: this.consumer.name, eventType: row.type, ok, durationMs, deadLettered });
   }
 }

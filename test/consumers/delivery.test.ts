@@ -18,6 +18,8 @@ import { waitFor } from '../helpers/wait.ts';
 let t: TestDatabase;
 let postbox: Postbox;
 let poisonFails = true;
+/** Successful deliveries as reported to onDelivery (metrics), per consumer. */
+const reportedOk = new Map<string, number>();
 const attemptsSeen: Array<{ consumer: string; streamId: string; n: number; attempt: number; at: number }> =
   [];
 const record = (consumer: string) => (event: { n: number; streamId: string; attempt: number }) => {
@@ -32,6 +34,9 @@ beforeAll(async () => {
     connectionString: t.url,
     pollIntervalMs: 100,
     concurrency: 6,
+    onDelivery: (outcome) => {
+      if (outcome.ok) reportedOk.set(outcome.consumer, (reportedOk.get(outcome.consumer) ?? 0) + 1);
+    },
     consumers: [
       effectsConsumer({ name: 'alpha', echo: true }),
       effectsConsumer({ name: 'beta', partitions: 2, batchSize: 7 }),
@@ -155,6 +160,10 @@ describe('delivery', () => {
       expect(redriven.map((row) => row.stream_version)).toEqual([1, 3, 2]);
       const open = (await listDeadLetters(t.db, 'poisoned')).filter((row) => row.stream_id === sick);
       expect(open).toHaveLength(0);
+      // Metrics count committed deliveries only: batches rerun after a failure are not counted twice.
+      const { rows: committed } = await sql<{ n: string }>`
+        select count(*)::text as n from test_effects where consumer = 'poisoned'`.execute(t.db);
+      expect(reportedOk.get('poisoned')).toBe(Number(committed[0]?.n));
     } finally {
       poisonFails = true;
     }
