@@ -2,6 +2,7 @@ import { type ControlledTransaction, sql } from 'kysely';
 import type { Database, Db } from '../db/database.ts';
 import { HandlerTimeoutError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import { withHandlerSpan } from '../observability/trace.ts';
 import { type EventRegistry, type EventRow, eventColumns, toRecordedEvent } from '../outbox/read.ts';
 import { type ConsumerDefinition, type HandlerContext, retryDelayMs } from './consumer.ts';
 
@@ -410,27 +411,45 @@ class Batch {
     const timedOut = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), this.consumer.timeoutMs);
     });
-    const context: HandlerContext = {
-      consumer: this.consumer.name,
-      attempt,
-      idempotencyKey: `${this.consumer.name}:${row.id}`,
-      signal: controller.signal,
-      causedBy: {
-        ...(typeof row.metadata.correlationId === 'string'
-          ? { correlationId: row.metadata.correlationId }
-          : {}),
-        causationId: row.id,
-        actor: `consumer:${this.consumer.name}`,
-      },
-      logger: this.options.logger.child({
-        consumer: this.consumer.name,
-        eventId: row.id,
-        eventType: row.type,
-      }),
+    const parentTraceparent =
+      typeof row.metadata.traceparent === 'string' ? row.metadata.traceparent : undefined;
+    const attributes = {
+      'postbox.consumer': this.consumer.name,
+      'postbox.event_id': row.id,
+      'postbox.event_type': row.type,
     };
     try {
       const event = toRecordedEvent(row, this.options.registry);
-      const outcome = await Promise.race([this.consumer.handle(event as never, this.trx, context), timedOut]);
+      const outcome = await withHandlerSpan(
+        `${this.consumer.name} ${row.type}`,
+        parentTraceparent,
+        attributes,
+        (traceparent) => {
+          const context: HandlerContext = {
+            consumer: this.consumer.name,
+            attempt,
+            idempotencyKey: `${this.consumer.name}:${row.id}`,
+            signal: controller.signal,
+            causedBy: {
+              ...(typeof row.metadata.correlationId === 'string'
+                ? { correlationId: row.metadata.correlationId }
+                : {}),
+              causationId: row.id,
+              actor: `consumer:${this.consumer.name}`,
+              ...(traceparent ? { traceparent } : {}),
+            },
+            logger: this.options.logger.child({
+              consumer: this.consumer.name,
+              eventId: row.id,
+              eventType: row.type,
+              ...(typeof row.metadata.correlationId === 'string'
+                ? { correlationId: row.metadata.correlationId }
+                : {}),
+            }),
+          };
+          return Promise.race([this.consumer.handle(event as never, this.trx, context), timedOut]);
+        },
+      );
       if (outcome === 'timeout') {
         controller.abort();
         return {
