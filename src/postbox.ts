@@ -56,6 +56,8 @@ export interface Postbox {
   readonly workerUtils: WorkerUtils;
   /** Wakes the relay for an immediate poll in this process (admin actions NOTIFY it on commit anyway). */
   requestPoll(): void;
+  /** False once stopped, or if graphile-worker's runner ended on its own (for readiness checks). */
+  isRunning(): boolean;
   /** Stops taking jobs, lets running drains finish (their transactions commit), stops the relay. Idempotent. */
   stop(): Promise<void>;
 }
@@ -145,6 +147,16 @@ export async function startPostbox(options: PostboxOptions): Promise<Postbox> {
   });
   await relay.start();
 
+  let running = true;
+  runner.promise.then(
+    () => {
+      running = false;
+    },
+    (error: unknown) => {
+      running = false;
+      logger.error({ err: error }, 'graphile-worker runner failed');
+    },
+  );
   let stopping: Promise<void> | undefined;
   return {
     db,
@@ -152,6 +164,7 @@ export async function startPostbox(options: PostboxOptions): Promise<Postbox> {
     runner,
     workerUtils,
     requestPoll: () => relay.requestPoll(),
+    isRunning: () => running && !stopping,
     stop() {
       stopping ??= (async () => {
         await relay.stop();

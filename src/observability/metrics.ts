@@ -1,0 +1,180 @@
+import { sql } from 'kysely';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { DeliveryOutcome } from '../consumers/drain.ts';
+import type { Db } from '../db/database.ts';
+
+/** Postbox's Prometheus metrics and the hooks that feed them. */
+export interface Metrics {
+  readonly registry: Registry;
+  /** Pass as `startPostbox({ onDelivery })`. */
+  onDelivery(outcome: DeliveryOutcome): void;
+  /** Pass as `startPostbox({ onRelayActivity })`. */
+  onRelayActivity(kind: 'wakeup' | 'poll' | 'scan', scheduled: number): void;
+  /** One GraphQL operation executed (`type`: query | mutation | subscription). */
+  onGraphqlOperation(type: string, errors: number): void;
+  /** Live subscriptions (incremented on start, decremented on end). */
+  readonly subscriptionsOpen: Gauge;
+  /** Prometheus text exposition of every metric (refreshes the database-backed gauges first). */
+  render(): Promise<string>;
+}
+
+/**
+ * Builds the metrics on a registry of their own (so tests and several instances do not collide).
+ *
+ * Database-backed figures (consumer lag, oldest undelivered event, retrying/blocked streams, dead letters,
+ * events appended per type) are read when Prometheus scrapes: they are facts of the shared database, the
+ * same whichever process is asked. `postbox_events_appended_total` counts committed events as the log
+ * shows them (gap-safe, so a late-committing transaction is counted once it commits), since this process
+ * started.
+ */
+export function createMetrics(db: Db, options: { defaultMetrics?: boolean } = {}): Metrics {
+  const registry = new Registry();
+  if (options.defaultMetrics ?? true)
+    collectDefaultMetrics({ register: registry, prefix: 'postbox_process_' });
+
+  const deliveries = new Counter({
+    name: 'postbox_deliveries_total',
+    help: 'Handler calls that committed (success) or failed (failure, dead_letter), per consumer and event type.',
+    labelNames: ['consumer', 'event_type', 'outcome'] as const,
+    registers: [registry],
+  });
+  const handlerDuration = new Histogram({
+    name: 'postbox_handler_duration_seconds',
+    help: 'Time a handler took for one event (committed deliveries).',
+    labelNames: ['consumer'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+    registers: [registry],
+  });
+  const relay = new Counter({
+    name: 'postbox_relay_activity_total',
+    help: 'Relay iterations by cause: wakeup (NOTIFY received), scan (new events seen), poll (periodic guarantee).',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+  });
+  const relayScheduled = new Counter({
+    name: 'postbox_relay_drains_scheduled_total',
+    help: 'Partition drain jobs enqueued by the relay.',
+    registers: [registry],
+  });
+  const operations = new Counter({
+    name: 'postbox_graphql_operations_total',
+    help: 'GraphQL operations executed, by operation type.',
+    labelNames: ['type'] as const,
+    registers: [registry],
+  });
+  const operationErrors = new Counter({
+    name: 'postbox_graphql_errors_total',
+    help: 'GraphQL errors returned, by operation type.',
+    labelNames: ['type'] as const,
+    registers: [registry],
+  });
+  const subscriptionsOpen = new Gauge({
+    name: 'postbox_subscriptions_open',
+    help: 'GraphQL subscriptions currently open in this process.',
+    registers: [registry],
+  });
+
+  const lag = new Gauge({
+    name: 'postbox_consumer_lag_events',
+    help: 'Events committed but not yet delivered, per consumer.',
+    labelNames: ['consumer'] as const,
+    registers: [registry],
+  });
+  const oldest = new Gauge({
+    name: 'postbox_consumer_oldest_pending_seconds',
+    help: 'Age of the oldest undelivered event, per consumer (0 when caught up).',
+    labelNames: ['consumer'] as const,
+    registers: [registry],
+  });
+  const retrying = new Gauge({
+    name: 'postbox_consumer_retrying_streams',
+    help: 'Streams waiting on a scheduled retry, per consumer.',
+    labelNames: ['consumer'] as const,
+    registers: [registry],
+  });
+  const blocked = new Gauge({
+    name: 'postbox_consumer_blocked_streams',
+    help: 'Streams parked until an operator redrives them, per consumer.',
+    labelNames: ['consumer'] as const,
+    registers: [registry],
+  });
+  const deadLetters = new Gauge({
+    name: 'postbox_dead_letters',
+    help: 'Open dead letters, per consumer.',
+    labelNames: ['consumer'] as const,
+    registers: [registry],
+  });
+  const appended = new Counter({
+    name: 'postbox_events_appended_total',
+    help: 'Events committed to the log since this process started, per event type.',
+    labelNames: ['type'] as const,
+    registers: [registry],
+  });
+
+  let logCursor: { logXid: string; position: string } | undefined;
+  const refresh = async () => {
+    const { rows } = await sql<{
+      consumer: string;
+      lag: string;
+      oldest_seconds: number | null;
+      retrying: string;
+      blocked: string;
+      dead_letters: string;
+    }>`select consumer, sum(lag)::text as lag,
+              extract(epoch from now() - min(oldest_pending_at))::float8 as oldest_seconds,
+              sum(retrying)::text as retrying, sum(blocked)::text as blocked, sum(dead_letters)::text as dead_letters
+       from outbox.consumer_lag group by consumer`.execute(db);
+    for (const row of rows) {
+      lag.set({ consumer: row.consumer }, Number(row.lag));
+      oldest.set({ consumer: row.consumer }, row.oldest_seconds ?? 0);
+      retrying.set({ consumer: row.consumer }, Number(row.retrying));
+      blocked.set({ consumer: row.consumer }, Number(row.blocked));
+      deadLetters.set({ consumer: row.consumer }, Number(row.dead_letters));
+    }
+    if (!logCursor) {
+      // Start counting at the current end of the readable log.
+      const { rows: head } = await sql<{ log_xid: string; position: string }>`
+        select log_xid::text, position::text from outbox.events
+        where log_xid < pg_snapshot_xmin(pg_current_snapshot())
+        order by log_xid desc, position desc limit 1`.execute(db);
+      logCursor = head[0]
+        ? { logXid: head[0].log_xid, position: head[0].position }
+        : { logXid: '0', position: '0' };
+      return;
+    }
+    const { rows: counts } = await sql<{ type: string; n: string; last_xid: string; last_position: string }>`
+      with fresh as (
+        select type, log_xid, position from outbox.events
+        where (log_xid, position) > (${logCursor.logXid}::xid8, ${logCursor.position}::bigint)
+          and log_xid < pg_snapshot_xmin(pg_current_snapshot()))
+      select type, count(*)::text as n,
+             (select log_xid::text from fresh order by log_xid desc, position desc limit 1) as last_xid,
+             (select position::text from fresh order by log_xid desc, position desc limit 1) as last_position
+      from fresh group by type`.execute(db);
+    for (const row of counts) appended.inc({ type: row.type }, Number(row.n));
+    const last = counts[0];
+    if (last) logCursor = { logXid: last.last_xid, position: last.last_position };
+  };
+
+  return {
+    registry,
+    subscriptionsOpen,
+    onDelivery(outcome) {
+      const result = outcome.ok ? 'success' : outcome.deadLettered ? 'dead_letter' : 'failure';
+      deliveries.inc({ consumer: outcome.consumer, event_type: outcome.eventType, outcome: result });
+      if (outcome.ok) handlerDuration.observe({ consumer: outcome.consumer }, outcome.durationMs / 1000);
+    },
+    onRelayActivity(kind, scheduled) {
+      relay.inc({ kind });
+      if (scheduled > 0) relayScheduled.inc(scheduled);
+    },
+    onGraphqlOperation(type, errors) {
+      operations.inc({ type });
+      if (errors > 0) operationErrors.inc({ type }, errors);
+    },
+    async render() {
+      await refresh();
+      return registry.metrics();
+    },
+  };
+}
