@@ -128,6 +128,27 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   }
 }
 
+/**
+ * Removes a cluster directory whose owning process is gone (its `postbox.lock` names a dead pid), first
+ * shutting down the server it may have left running. For throw-away clusters (tests, benchmarks) whose
+ * process was killed before its cleanup ran. A directory in use by a live process is left alone.
+ *
+ * @returns true if the directory was removed.
+ */
+export async function removeAbandonedCluster(dir: string, logger: Logger): Promise<boolean> {
+  let owner: number | undefined;
+  try {
+    owner = (JSON.parse(await fs.readFile(path.join(dir, 'postbox.lock'), 'utf8')) as { nodePid?: number })
+      .nodePid;
+  } catch {
+    return false; // no lock: not ours to judge (or still being created)
+  }
+  if (owner === undefined || isAlive(owner)) return false;
+  await stopOrphanedServer(path.join(dir, 'pg'), logger);
+  await fs.rm(dir, { recursive: true, force: true });
+  return true;
+}
+
 /** Postgres refuses to run as root; when we are root, the server runs as the `postgres` OS user. */
 async function postgresOwner(): Promise<OwnerIds | undefined> {
   if (process.getuid?.() !== 0) return undefined;

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
-import { startEmbeddedPostgres } from '../../src/db/embedded.ts';
+import { removeAbandonedCluster, startEmbeddedPostgres } from '../../src/db/embedded.ts';
 import { migrate } from '../../src/db/migrate.ts';
 import { createPool } from '../../src/db/pool.ts';
 import { silentLogger } from '../../src/logger.ts';
@@ -38,6 +38,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
       serverKind = 'testcontainers';
       teardown.push(container.stop);
     } else {
+      // Servers left by earlier runs that were killed before their teardown.
+      for (const entry of await fs.readdir(os.tmpdir())) {
+        if (entry.startsWith('postbox-test-'))
+          await removeAbandonedCluster(path.join(os.tmpdir(), entry), silentLogger);
+      }
       // mkdtemp makes a 0700 directory; the server runs as `postgres` when we are root and must reach it.
       const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'postbox-test-'));
       await fs.chmod(dir, 0o755);
