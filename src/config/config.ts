@@ -39,6 +39,31 @@ const envSchema = z.object({
   POSTBOX_API: booleanFlag.default(true),
   /** Orders whose total is above this many cents are declined by the simulated payment provider. Default `1000000`. */
   PAYMENT_LIMIT_CENTS: z.coerce.number().int().min(0).default(1_000_000),
+  /** Require API keys / JWTs. Default: on, except on the embedded database (local development). */
+  POSTBOX_AUTH: booleanFlag.optional(),
+  /** HS256 secret for JWT bearer tokens (at least 32 characters). */
+  POSTBOX_JWT_SECRET: z.string().min(32).optional(),
+  /** PEM (SPKI) public key for RS256 JWT bearer tokens. */
+  POSTBOX_JWT_PUBLIC_KEY: z.string().includes('BEGIN PUBLIC KEY').optional(),
+  /** JWKS URL for RS256 JWT bearer tokens. */
+  POSTBOX_JWT_JWKS_URL: z.url({ protocol: /^https?$/ }).optional(),
+  /** Required `iss` of JWTs. */
+  POSTBOX_JWT_ISSUER: z.string().min(1).optional(),
+  /** Required `aud` of JWTs. */
+  POSTBOX_JWT_AUDIENCE: z.string().min(1).optional(),
+  /** Introspection and GraphiQL in production. Default off in production, on otherwise. */
+  POSTBOX_INTROSPECTION: booleanFlag.optional(),
+  /** Requests per minute per API key / token subject (or per IP when auth is off). Default `600`. */
+  POSTBOX_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(600),
+  /** Largest accepted request body, bytes. Default `1048576` (1 MiB). */
+  POSTBOX_MAX_BODY_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(64 * 1024 * 1024)
+    .default(1024 * 1024),
+  /** Subscriptions one WebSocket connection may hold. Default `20`. */
+  POSTBOX_MAX_SUBSCRIPTIONS_PER_CONNECTION: z.coerce.number().int().min(1).max(1000).default(20),
 });
 
 /** The validated, frozen configuration of one Postbox process. */
@@ -58,6 +83,22 @@ export interface Config {
   readonly runWorkers: boolean;
   readonly runApi: boolean;
   readonly paymentLimitCents: number;
+  /** Whether API requests must authenticate (resolved: explicit value, else on unless embedded). */
+  readonly auth: boolean;
+  /** True when `POSTBOX_AUTH` was not set and `auth` is the default (for a start-up warning). */
+  readonly authDefaulted: boolean;
+  readonly jwt: {
+    readonly hs256Secret: string | undefined;
+    readonly rs256PublicKey: string | undefined;
+    readonly jwksUrl: string | undefined;
+    readonly issuer: string | undefined;
+    readonly audience: string | undefined;
+  };
+  /** Introspection and GraphiQL enabled. */
+  readonly introspection: boolean;
+  readonly rateLimitPerMinute: number;
+  readonly maxBodyBytes: number;
+  readonly maxSubscriptionsPerConnection: number;
 }
 
 /**
@@ -93,5 +134,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     runWorkers: e.POSTBOX_WORKERS,
     runApi: e.POSTBOX_API,
     paymentLimitCents: e.PAYMENT_LIMIT_CENTS,
+    // Local development on the embedded database defaults to no auth; anything else defaults to auth.
+    auth: e.POSTBOX_AUTH ?? e.DATABASE_URL !== undefined,
+    authDefaulted: e.POSTBOX_AUTH === undefined,
+    jwt: Object.freeze({
+      hs256Secret: e.POSTBOX_JWT_SECRET,
+      rs256PublicKey: e.POSTBOX_JWT_PUBLIC_KEY,
+      jwksUrl: e.POSTBOX_JWT_JWKS_URL,
+      issuer: e.POSTBOX_JWT_ISSUER,
+      audience: e.POSTBOX_JWT_AUDIENCE,
+    }),
+    introspection: e.POSTBOX_INTROSPECTION ?? e.NODE_ENV !== 'production',
+    rateLimitPerMinute: e.POSTBOX_RATE_LIMIT_PER_MINUTE,
+    maxBodyBytes: e.POSTBOX_MAX_BODY_BYTES,
+    maxSubscriptionsPerConnection: e.POSTBOX_MAX_SUBSCRIPTIONS_PER_CONNECTION,
   });
 }

@@ -134,3 +134,23 @@ describe('the CLI with a bad environment', () => {
     expect(result.stdout).toBe('');
   });
 });
+
+describe('auth defaults', () => {
+  const url = 'postgres://u:p@db.example:5432/postbox';
+  it('is on with DATABASE_URL, off on the embedded database, and an explicit value always wins', () => {
+    expect(loadConfig({ DATABASE_URL: url })).toMatchObject({ auth: true, authDefaulted: true });
+    expect(loadConfig({})).toMatchObject({ auth: false, authDefaulted: true });
+    expect(loadConfig({ POSTBOX_AUTH: 'on' })).toMatchObject({ auth: true, authDefaulted: false });
+    expect(loadConfig({ DATABASE_URL: url, POSTBOX_AUTH: 'off' })).toMatchObject({
+      auth: false,
+      authDefaulted: false,
+    });
+  });
+
+  it('turns introspection off in production unless asked for, and refuses a short JWT secret', () => {
+    expect(loadConfig({ NODE_ENV: 'production' }).introspection).toBe(false);
+    expect(loadConfig({ NODE_ENV: 'production', POSTBOX_INTROSPECTION: 'on' }).introspection).toBe(true);
+    expect(loadConfig({}).introspection).toBe(true);
+    expect(() => loadConfig({ POSTBOX_JWT_SECRET: 'short' })).toThrow(/POSTBOX_JWT_SECRET/);
+  });
+});

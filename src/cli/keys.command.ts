@@ -1,0 +1,68 @@
+import type { Command } from 'commander';
+import { createApiKey, listApiKeys, revokeApiKey } from '../auth/api-keys.ts';
+import { SCOPES } from '../auth/principal.ts';
+import { loadConfig } from '../config/config.ts';
+import { openDatabase } from '../db/connect.ts';
+import { migrate } from '../db/migrate.ts';
+import { createLogger } from '../logger.ts';
+
+/** Runs `work` against the configured database (migrated first, so keys can be made before `serve`). */
+async function withDatabase(
+  work: (db: Awaited<ReturnType<typeof openDatabase>>) => Promise<void>,
+): Promise<void> {
+  const config = loadConfig();
+  const logger = createLogger({ ...config, logLevel: config.logLevel === 'info' ? 'warn' : config.logLevel });
+  const database = await openDatabase(config, logger);
+  try {
+    await migrate(database.pool, { logger });
+    await work(database);
+  } finally {
+    await database.close();
+  }
+}
+
+/** `postbox keys create|list|revoke`. */
+export function registerKeysCommand(program: Command): void {
+  const keys = program.command('keys').description('manage API keys (stored hashed; a key is shown once)');
+  keys
+    .command('create')
+    .description(`create an API key; scopes: ${SCOPES.join(', ')}`)
+    .requiredOption('--scopes <scopes>', 'comma-separated scopes, e.g. orders:write,events:read')
+    .option('--name <name>', 'what the key is for', 'unnamed')
+    .action(async (options: { scopes: string; name: string }) => {
+      await withDatabase(async ({ db }) => {
+        const scopes = options.scopes
+          .split(',')
+          .map((scope) => scope.trim())
+          .filter(Boolean);
+        const created = await createApiKey(db, { name: options.name, scopes });
+        process.stdout.write(`${created.key}\n`);
+        process.stderr.write(
+          `key ${created.id} (${created.scopes.join(', ')}) created. Store it now: it cannot be shown again.\n` +
+            'Use it as: Authorization: Bearer <key>\n',
+        );
+      });
+    });
+  keys
+    .command('list')
+    .description('list API keys (without secrets)')
+    .action(async () => {
+      await withDatabase(async ({ db }) => {
+        for (const key of await listApiKeys(db)) {
+          const state = key.revokedAt ? `revoked ${key.revokedAt.toISOString()}` : 'active';
+          process.stdout.write(
+            `${key.id}  pbx_${key.prefix}_…  ${key.name}  [${key.scopes.join(', ')}]  ${state}\n`,
+          );
+        }
+      });
+    });
+  keys
+    .command('revoke <idOrPrefix>')
+    .description('revoke an API key (by id or prefix)')
+    .action(async (idOrPrefix: string) => {
+      await withDatabase(async ({ db }) => {
+        await revokeApiKey(db, idOrPrefix);
+        process.stdout.write(`revoked ${idOrPrefix}\n`);
+      });
+    });
+}
