@@ -31,6 +31,19 @@ describe('loadConfig', () => {
       runWorkers: true,
       runApi: true,
       paymentLimitCents: 1_000_000,
+      auth: false,
+      authDefaulted: true,
+      jwt: {
+        hs256Secret: undefined,
+        rs256PublicKey: undefined,
+        jwksUrl: undefined,
+        issuer: undefined,
+        audience: undefined,
+      },
+      introspection: true,
+      rateLimitPerMinute: 600,
+      maxBodyBytes: 1024 * 1024,
+      maxSubscriptionsPerConnection: 20,
     });
   });
 
