@@ -1,12 +1,13 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import type pg from 'pg';
 import type { OutboxTables } from '../outbox/outbox.tables.ts';
+import type { ShopTables } from '../shop/shop.tables.ts';
 
 /**
  * Every table Postbox's TypeScript code touches, keyed `schema.table` as Kysely expects. Feature modules
  * own their table types; this is where they are combined.
  */
-export type Database = OutboxTables;
+export type Database = OutboxTables & ShopTables;
 
 /** A Kysely instance over the whole database. */
 export type Db = Kysely<Database>;

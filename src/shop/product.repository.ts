@@ -1,0 +1,71 @@
+import type { Kysely, Selectable } from 'kysely';
+import type { Database } from '../db/database.ts';
+import { ValidationError } from '../errors.ts';
+import type { ProductsTable } from './shop.tables.ts';
+
+/** A product row. */
+export type Product = Selectable<ProductsTable>;
+
+/** Products by SKU (no lock: a price snapshot for an order). Missing SKUs are absent from the map. */
+export async function findProducts(
+  db: Kysely<Database>,
+  skus: readonly string[],
+): Promise<Map<string, Product>> {
+  if (skus.length === 0) return new Map();
+  const rows = await db
+    .selectFrom('shop.products')
+    .selectAll()
+    .where('sku', 'in', [...skus])
+    .execute();
+  return new Map(rows.map((row) => [row.sku, row]));
+}
+
+/** The whole catalogue, by SKU. */
+export async function listProducts(db: Kysely<Database>): Promise<Product[]> {
+  return db.selectFrom('shop.products').selectAll().orderBy('sku').execute();
+}
+
+/**
+ * Locks products for a stock change, in SKU order (a fixed order keeps two writers from deadlocking).
+ * `for no key update`: it does not block the key-share locks that inserting order lines (a foreign key to the
+ * product) takes, so placing orders never waits for the inventory handler.
+ */
+export async function lockProducts(
+  trx: Kysely<Database>,
+  skus: readonly string[],
+): Promise<Map<string, Product>> {
+  if (skus.length === 0) return new Map();
+  const rows = await trx
+    .selectFrom('shop.products')
+    .selectAll()
+    .where('sku', 'in', [...new Set(skus)])
+    .orderBy('sku')
+    .forNoKeyUpdate()
+    .execute();
+  return new Map(rows.map((row) => [row.sku, row]));
+}
+
+/** Inserts a product; an existing SKU is a {@link ValidationError} on `sku`. */
+export async function insertProduct(
+  trx: Kysely<Database>,
+  product: Pick<Product, 'sku' | 'name' | 'price_cents' | 'stock'>,
+): Promise<Product> {
+  const row = await trx
+    .insertInto('shop.products')
+    .values({ ...product, updated_at: new Date() })
+    .onConflict((conflict) => conflict.column('sku').doNothing())
+    .returningAll()
+    .executeTakeFirst();
+  if (!row) throw new ValidationError(`A product with SKU ${product.sku} already exists`, 'sku');
+  return row;
+}
+
+/** Adds `delta` (negative to take) to a product's stock; returns the row after. The caller holds its lock. */
+export async function adjustStock(trx: Kysely<Database>, sku: string, delta: number): Promise<Product> {
+  return trx
+    .updateTable('shop.products')
+    .set((eb) => ({ stock: eb('stock', '+', delta), updated_at: new Date() }))
+    .where('sku', '=', sku)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
