@@ -2,19 +2,27 @@ import type { Config } from './config/config.ts';
 import type { ConsumerDefinition } from './consumers/consumer.ts';
 import { openDatabase } from './db/connect.ts';
 import { migrate } from './db/migrate.ts';
+import { type ApiServer, startApiServer } from './graphql/server.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { type Postbox, startPostbox } from './postbox.ts';
+import { shopConsumers } from './shop/shop.consumers.ts';
+import { SHOP_EVENTS } from './shop/shop.events.ts';
 
 /** A running service, as returned by {@link startService}. */
 export interface Service {
   readonly connectionString: string;
-  /** Stops in order: API, workers (in-flight jobs finish), pool, embedded Postgres. Idempotent. */
+  /** `http://host:port/graphql` when this process serves the API. */
+  readonly apiUrl: string | undefined;
+  /**
+   * Stops in order: API (subscriptions end), workers (in-flight jobs finish), pool, embedded Postgres.
+   * Idempotent.
+   */
   stop(): Promise<void>;
 }
 
-/** Consumers the service runs (the shop's handlers plug in here). */
-export function serviceConsumers(_config: Config): ConsumerDefinition[] {
-  return [];
+/** Consumers the service runs: the shop's order flow. */
+export function serviceConsumers(config: Pick<Config, 'paymentLimitCents'>): ConsumerDefinition[] {
+  return shopConsumers({ paymentLimitCents: config.paymentLimitCents });
 }
 
 /**
@@ -23,6 +31,7 @@ export function serviceConsumers(_config: Config): ConsumerDefinition[] {
 export async function startService(config: Config, logger: Logger = createLogger(config)): Promise<Service> {
   const database = await openDatabase(config, logger);
   let postbox: Postbox | undefined;
+  let api: ApiServer | undefined;
   try {
     await migrate(database.pool, { logger });
     if (config.runWorkers) {
@@ -30,13 +39,26 @@ export async function startService(config: Config, logger: Logger = createLogger
         pool: database.pool,
         connectionString: database.connectionString,
         consumers: serviceConsumers(config),
+        events: SHOP_EVENTS,
         concurrency: config.workerConcurrency,
         pollIntervalMs: config.pollIntervalMs,
         logger,
       });
       logger.info({ concurrency: config.workerConcurrency }, 'relay and graphile-worker running');
     }
+    if (config.runApi) {
+      api = await startApiServer({
+        db: database.db,
+        connectionString: database.connectionString,
+        logger,
+        host: config.host,
+        port: config.port,
+        development: config.nodeEnv === 'development',
+      });
+      logger.info(`GraphQL API on ${api.url}`);
+    }
   } catch (error) {
+    await api?.close();
     await postbox?.stop();
     await database.close();
     throw error;
@@ -48,8 +70,10 @@ export async function startService(config: Config, logger: Logger = createLogger
   let stopping: Promise<void> | undefined;
   return {
     connectionString: database.connectionString,
+    apiUrl: api?.url,
     stop() {
       stopping ??= (async () => {
+        await api?.close();
         await postbox?.stop();
         await database.close();
       })();

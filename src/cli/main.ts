@@ -1,4 +1,7 @@
 import { Command } from 'commander';
+import { registerBenchCommand } from './bench.command.ts';
+import { registerDemoCommand } from './demo.command.ts';
+import { registerKeysCommand } from './keys.command.ts';
 import { registerMigrateCommand } from './migrate.command.ts';
 import { registerServeCommand } from './serve.command.ts';
 
@@ -16,6 +19,9 @@ export function buildCli(): Command {
     });
   registerServeCommand(program);
   registerMigrateCommand(program);
+  registerDemoCommand(program);
+  registerBenchCommand(program);
+  registerKeysCommand(program);
   return program;
 }
 

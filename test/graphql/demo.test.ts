@@ -1,0 +1,64 @@
+import { PassThrough } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runDemo } from '../../src/cli/demo.command.ts';
+import { type ApiServer, startApiServer } from '../../src/graphql/server.ts';
+import { silentLogger } from '../../src/logger.ts';
+import { type RunningShop, startShop } from '../shop/shop-fixtures.ts';
+
+let shop: RunningShop;
+let server: ApiServer;
+
+beforeAll(async () => {
+  shop = await startShop();
+  server = await startApiServer({
+    db: shop.db,
+    connectionString: shop.database.url,
+    logger: silentLogger,
+    host: '127.0.0.1',
+    port: 0,
+  });
+});
+
+afterAll(async () => {
+  await server?.close();
+  await shop?.stop();
+});
+
+function capture(): { stream: PassThrough; text: () => string } {
+  const stream = new PassThrough();
+  const chunks: Buffer[] = [];
+  stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+  return { stream, text: () => Buffer.concat(chunks).toString('utf8') };
+}
+
+describe('postbox demo', () => {
+  it('places orders through the API while subscribed and reports statuses, event counts and latency', async () => {
+    const out = capture();
+    const progress = capture();
+    const report = await runDemo({
+      orders: 40,
+      concurrency: 8,
+      url: server.url,
+      cancelShare: 0.2,
+      out: out.stream,
+      progress: progress.stream,
+    });
+    expect(report.placed).toBe(40);
+    expect(report.unfinished).toBe(0);
+    const finals = Object.values(report.statuses).reduce((sum, n) => sum + n, 0);
+    expect(finals).toBe(40);
+    expect(report.eventTypes.OrderPlaced).toBe(40);
+    expect(report.eventTypes.ProductAdded).toBe(6);
+    expect(report.cancels.cancelled + report.cancels.tooLate).toBe(report.cancels.requested);
+    expect(report.statuses.CANCELLED ?? 0).toBe(report.cancels.cancelled);
+    expect(report.latencyMs.p50).toBeGreaterThan(0);
+    expect(report.latencyMs.p99).toBeGreaterThanOrEqual(report.latencyMs.p95);
+
+    const text = out.text();
+    expect(text).toMatch(/Orders by final status/);
+    expect(text).toMatch(/OrderPlaced\s+40/);
+    expect(text).toMatch(/p50 \d+ ms\s+p95 \d+ ms\s+p99 \d+ ms/);
+    expect(text).toMatch(/Where to look next/);
+    expect(progress.text()).toMatch(/40\/40 orders final/);
+  });
+});
