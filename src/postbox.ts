@@ -11,6 +11,7 @@ import type { ConsumerDefinition } from './consumers/consumer.ts';
 import { type DeliveryOutcome, drainPartition } from './consumers/drain.ts';
 import { registerConsumers } from './consumers/register.ts';
 import { createDb, type Db } from './db/database.ts';
+import { createPool } from './db/pool.ts';
 import { type Logger, silentLogger } from './logger.ts';
 import type { EventDefinition } from './outbox/event.ts';
 import { createEventRegistry } from './outbox/read.ts';
@@ -128,15 +129,27 @@ export async function startPostbox(options: PostboxOptions): Promise<Postbox> {
     else if (level === 'warning') log.warn(meta ?? {}, message);
     else log.debug(meta ?? {}, message);
   });
+  // graphile-worker's own bookkeeping (fetching, completing and adding drain jobs) runs on a pool of its
+  // own with synchronous_commit off: it saves an fsync per job step, and losing such a write in a crash
+  // is harmless here — delivery progress lives in the checkpoint, written by the drain's own (durable)
+  // transaction on the service pool; a lost job is re-created by the relay's poll, a lost completion just
+  // re-runs a drain that finds nothing new.
+  const jobPool = createPool({
+    connectionString: options.connectionString,
+    max: (options.concurrency ?? 8) + 4,
+    applicationName: 'postbox-worker',
+    options: '-c synchronous_commit=off',
+    logger,
+  });
   const runner = await run({
-    pgPool: options.pool,
+    pgPool: jobPool,
     concurrency: options.concurrency ?? 8,
     noHandleSignals: true,
     pollInterval: options.pollIntervalMs ?? 2000,
     logger: workerLogger,
     taskList: { [DRAIN_TASK]: drainTask },
   });
-  const workerUtils = await makeWorkerUtils({ pgPool: options.pool, logger: workerLogger });
+  const workerUtils = await makeWorkerUtils({ pgPool: jobPool, logger: workerLogger });
   const relay = new Relay({
     connectionString: options.connectionString,
     consumers: [...consumers.keys()],
@@ -170,6 +183,7 @@ export async function startPostbox(options: PostboxOptions): Promise<Postbox> {
         await relay.stop();
         await runner.stop();
         await workerUtils.release();
+        await jobPool.end();
         unguard();
       })();
       return stopping;

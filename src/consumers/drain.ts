@@ -55,6 +55,8 @@ interface PartitionState {
   checkpoint_position: string;
   blocked: BlockedRow[];
   has_redrives: boolean;
+  /** Next new events after the checkpoint (JSON: occurred_at as an ISO string). */
+  batch: Array<Omit<EventRow, 'occurred_at'> & { occurred_at: string }> | null;
 }
 
 interface RedriveRow extends EventRow {
@@ -109,9 +111,9 @@ export async function drainPartition(
     const trx = await db.startTransaction().execute();
     try {
       // A handler's slow query is cut at the handler timeout too (the JS timer alone cannot stop a query).
-      await sql`select set_config('statement_timeout', ${String(consumer.timeoutMs)}, true)`.execute(trx);
       const { rows: lock } = await sql<{ locked: boolean }>`
-        select pg_try_advisory_xact_lock(hashtext(${`postbox:${consumer.name}`}), ${partition}) as locked`.execute(
+        select set_config('statement_timeout', ${String(consumer.timeoutMs)}, true),
+               pg_try_advisory_xact_lock(hashtext(${`postbox:${consumer.name}`}), ${partition}) as locked`.execute(
         trx,
       );
       if (!lock[0]?.locked) {
@@ -184,7 +186,25 @@ async function runBatch(
                 from outbox.blocked_streams b where b.consumer = c.name and b.partition = p.partition), '[]') as blocked,
       exists (select 1 from outbox.dead_letters d
               where d.consumer = c.name and d.partition = p.partition
-                and d.redrive_requested_at is not null and d.redriven_at is null) as has_redrives
+                and d.redrive_requested_at is not null and d.redriven_at is null) as has_redrives,
+      -- The next batch of new events, in the same round trip (read with this statement's snapshot, so
+      -- gap-safe against the same horizon; delivered by deliverNew after any retries are dealt with).
+      case when c.status = 'active' then (
+        select coalesce(json_agg(json_build_object(
+                 'position', e.position::text, 'id', e.id, 'transaction_id', e.transaction_id::text,
+                 'log_xid', e.log_xid::text, 'stream_type', e.stream_type, 'stream_id', e.stream_id,
+                 'stream_version', e.stream_version, 'type', e.type, 'schema_version', e.schema_version,
+                 'payload', e.payload, 'metadata', e.metadata, 'occurred_at', e.occurred_at)
+               order by e.log_xid, e.position), '[]')
+        from (select * from outbox.events e
+              where (e.log_xid, e.position) > (p.checkpoint_xid, p.checkpoint_position)
+                and e.log_xid < pg_snapshot_xmin(pg_current_snapshot())
+                and e.type = any (c.event_types)
+                and (c.stream_types is null or e.stream_type = any (c.stream_types))
+                and outbox.partition_of(e.stream_id, c.partitions) = p.partition
+              order by e.log_xid, e.position
+              limit ${consumer.batchSize}) e)
+      end as batch
     from outbox.consumers c join outbox.consumer_partitions p on p.consumer = c.name
     where c.name = ${consumer.name} and p.partition = ${partition}`.execute(trx);
   const state = stateRows[0];
@@ -195,7 +215,8 @@ async function runBatch(
   let more = false;
   if (state.has_redrives) more = (await batch.redrive()) || more;
   more = (await batch.retryDueStreams()) || more;
-  more = (await batch.deliverNew()) || more;
+  const fresh = (state.batch ?? []).map((row) => ({ ...row, occurred_at: new Date(row.occurred_at) }));
+  more = (await batch.deliverNew(fresh)) || more;
   await batch.saveCheckpoint();
   return {
     status: more ? 'more' : 'drained',
@@ -335,21 +356,9 @@ class Batch {
     return more;
   }
 
-  /** New events after the checkpoint, gap-safe, skipping streams that are blocked. */
-  async deliverNew(): Promise<boolean> {
+  /** New events after the checkpoint (read gap-safely with the state), skipping streams that are blocked. */
+  async deliverNew(rows: readonly EventRow[]): Promise<boolean> {
     const consumer = this.consumer;
-    const streamTypeFilter = consumer.streamTypes
-      ? sql`and e.stream_type = any(${[...consumer.streamTypes]}::text[])`
-      : sql``;
-    const { rows } = await sql<EventRow>`
-      select ${eventColumns} from outbox.events e
-      where (e.log_xid, e.position) > (${this.checkpoint.logXid}::xid8, ${this.checkpoint.position}::bigint)
-        and e.log_xid < pg_snapshot_xmin(pg_current_snapshot())
-        and e.type = any(${[...consumer.eventTypes]}::text[])
-        ${streamTypeFilter}
-        and outbox.partition_of(e.stream_id, ${consumer.partitions}) = ${this.partition}
-      order by e.log_xid, e.position
-      limit ${consumer.batchSize}`.execute(this.trx);
     for (const row of rows) {
       if (this.blocked.has(streamKey(row.stream_type, row.stream_id))) continue; // waits behind its stream's failure
       const failure = await this.deliver(row, 1);

@@ -11,6 +11,8 @@ export interface PoolOptions {
   readonly max?: number;
   /** `application_name` seen in pg_stat_activity. Default `postbox`. */
   readonly applicationName?: string;
+  /** Server settings for every connection, as in libpq's `options` (e.g. `-c synchronous_commit=off`). */
+  readonly options?: string;
   readonly logger: Logger;
 }
 
@@ -24,6 +26,7 @@ export function createPool(options: PoolOptions): pg.Pool {
     connectionString: options.connectionString,
     max: options.max ?? 20,
     application_name: options.applicationName ?? 'postbox',
+    ...(options.options ? { options: options.options } : {}),
     connectionTimeoutMillis: 10_000,
     idleTimeoutMillis: 30_000,
   });

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { AddJobsFunction } from 'graphile-worker';
 import pg from 'pg';
 import type { Logger } from '../logger.ts';
-import { type DrainTarget, scheduleDrains } from './schedule.ts';
+import { DRAIN_TASK, type DrainTarget, scheduleDrains } from './schedule.ts';
 
 /** Channel of the wake-up NOTIFY sent by `outbox.wake_relay()` (payload '') and by admin actions ('poll'). */
 export const WAKE_CHANNEL = 'postbox_events';
@@ -28,7 +28,10 @@ interface ScanRow {
   count: number;
   last_xid: string | null;
   last_position: string | null;
-  targets: DrainTarget[];
+  scheduled: number;
+  woke: number;
+  unreadable: boolean;
+  xmin: string;
 }
 
 /**
@@ -54,6 +57,8 @@ export class Relay {
   private pollRequested = true;
   private cursor: { logXid: string; position: string } | undefined;
   private lastPollAt = 0;
+  /** What we last wrote to `outbox.relay_state.sleeping` (skips redundant writes). */
+  private asleep = false;
   private readonly options: RelayOptions;
 
   constructor(options: RelayOptions) {
@@ -116,40 +121,45 @@ export class Relay {
     if (this.pollRequested || Date.now() - this.lastPollAt >= this.options.pollIntervalMs) {
       await this.poll(client);
     }
-    if ((await this.scan(client)) > 0) return;
-
-    // Nothing new. Mark asleep, then look once more: a writer that read "awake" just before did not NOTIFY.
+    const first = await this.scan(client);
+    if (first.count > 0) return;
+    const untilPoll = () => this.options.pollIntervalMs - (Date.now() - this.lastPollAt);
+    if (this.asleep) {
+      // Already marked asleep (woken by a NOTIFY whose events are not readable yet, or by a poll request).
+      // Committed events held behind an older running transaction get a short look until readable.
+      if (first.unreadable) await this.waitForWake(10);
+      else if (untilPoll() > 0) await this.waitForWake(untilPoll());
+      return;
+    }
+    // Mark asleep, then look once more: a writer that read "awake" just before did not NOTIFY.
     await client.query(
       `insert into outbox.relay_state (sleeping) values (true)
        on conflict (id) do update set sleeping = true, updated_at = now()`,
     );
+    this.asleep = true;
     const { rows } = await client.query<{ horizon: string }>(
       'select pg_snapshot_xmax(pg_current_snapshot())::text as horizon',
     );
     const horizon = rows[0]?.horizon ?? '0';
-    try {
-      for (;;) {
-        if (this.stopped || (await this.scan(client)) > 0) return;
-        // Transactions that started before we were marked asleep may commit events without a NOTIFY: keep
-        // looking every few ms until all of them have ended. Later writers see "asleep" and notify.
-        const { rows: done } = await client.query<{ done: boolean }>(
-          'select pg_snapshot_xmin(pg_current_snapshot()) >= $1::xid8 as done',
-          [horizon],
-        );
-        if (done[0]?.done) break;
-        if (await this.waitForWake(10)) return;
-      }
-      const untilPoll = this.options.pollIntervalMs - (Date.now() - this.lastPollAt);
-      if (untilPoll > 0) await this.waitForWake(untilPoll);
-    } finally {
-      if (!this.stopped && this.client === client) {
-        await client.query('update outbox.relay_state set sleeping = false, updated_at = now()');
-      }
+    for (;;) {
+      const again = await this.scan(client);
+      if (this.stopped || again.count > 0) return;
+      // Transactions that started before we were marked asleep may commit events without a NOTIFY: keep
+      // looking every 2 ms until all of them have ended (one cheap query each; usually a few ms — a drain
+      // transaction finishing). Later writers see "asleep" and notify.
+      if (BigInt(again.xmin) >= BigInt(horizon) && !again.unreadable) break;
+      if (await this.waitForWake(2)) return;
     }
+    if (untilPoll() > 0) await this.waitForWake(untilPoll());
   }
 
-  /** Enqueues drains for newly readable events after the cursor; returns how many events it saw. */
-  private async scan(client: pg.Client): Promise<number> {
+  /**
+   * Enqueues drains for newly readable events after the cursor, in ONE statement: it reads the batch
+   * gap-safely, computes the (consumer, partition) pairs concerned, adds their jobs through
+   * graphile-worker's SQL API (`add_jobs`, one NOTIFY to the workers), and marks the relay awake if it had
+   * marked itself asleep (writers stop sending NOTIFYs). One round trip from wake-up to scheduled work.
+   */
+  private async scan(client: pg.Client): Promise<{ count: number; unreadable: boolean; xmin: string }> {
     if (!this.cursor) await this.initCursor(client);
     const cursor = this.cursor as { logXid: string; position: string };
     const { rows } = await client.query<ScanRow>(
@@ -168,20 +178,35 @@ export class Relay {
          join outbox.consumers c on b.type = any (c.event_types)
            and (c.stream_types is null or b.stream_type = any (c.stream_types))
          where c.status = 'active' and c.name = any ($3::text[])
+       ), specs as (
+         select array_agg(row($4::text, json_build_object('consumer', consumer, 'partition', partition), null, null, 5,
+                              'postbox:drain:' || consumer || ':' || partition, null, null)::graphile_worker.job_spec) as specs
+         from targets having count(*) > 0
+       ), scheduled as (
+         select count(*)::int as n from specs, lateral graphile_worker.add_jobs(specs.specs, true)
+       ), awake as (
+         update outbox.relay_state set sleeping = false, updated_at = now()
+         where sleeping and $5::boolean and exists (select 1 from batch)
+         returning 1
        )
        select (select count(*) from batch)::int as count,
               (select log_xid::text from last) as last_xid,
               (select position::text from last) as last_position,
-              coalesce((select json_agg(json_build_object('consumer', consumer, 'partition', partition)) from targets),
-                       '[]') as targets`,
-      [cursor.logXid, cursor.position, this.options.consumers],
+              coalesce((select n from scheduled), 0) as scheduled,
+              (select count(*) from awake)::int as woke,
+              not exists (select 1 from batch)
+                and exists (select 1 from outbox.events e
+                            where (e.log_xid, e.position) > ($1::xid8, $2::bigint)) as unreadable,
+              pg_snapshot_xmin(pg_current_snapshot())::text as xmin`,
+      [cursor.logXid, cursor.position, this.options.consumers, DRAIN_TASK, this.asleep],
     );
     const row = rows[0];
-    if (!row || row.count === 0) return 0;
-    await scheduleDrains(this.options.addJobs, row.targets);
+    const xmin = row?.xmin ?? '0';
+    if (!row || row.count === 0) return { count: 0, unreadable: row?.unreadable ?? false, xmin };
+    if (row.woke > 0 || this.asleep) this.asleep = false;
     this.cursor = { logXid: row.last_xid as string, position: row.last_position as string };
-    this.options.onActivity?.('scan', row.targets.length);
-    return row.count;
+    this.options.onActivity?.('scan', row.scheduled);
+    return { count: row.count, unreadable: false, xmin };
   }
 
   /** Schedules every partition that has readable events past its checkpoint, a due retry, or a redrive. */
@@ -224,9 +249,12 @@ export class Relay {
   }
 
   private async connect(): Promise<void> {
+    // Asynchronous commit for the relay's writes (job rows, the sleep flag): a job lost in a crash is
+    // re-created by the next poll, and the flag is only a hint.
     const client = new pg.Client({
       connectionString: this.options.connectionString,
       application_name: 'postbox-relay',
+      options: '-c synchronous_commit=off',
     });
     client.on('error', (error) => {
       this.options.logger.warn({ err: error }, 'relay: connection error');
@@ -265,6 +293,7 @@ export class Relay {
     this.client = undefined;
     this.leader = false;
     this.cursor = undefined;
+    this.asleep = false; // unknown after a reconnect; the next sleep writes it again
     if (client) await client.end().catch(() => undefined);
   }
 
