@@ -78,7 +78,7 @@ async function setStatus(db: Db, name: string, status: 'active' | 'paused'): Pro
 
 /** Options of {@link replayConsumer}. */
 export interface ReplayOptions {
-  /** Re-deliver the events after this position (in log order). Omitted: from the beginning of the log. */
+  /** Re-deliver the events after this position (in log order). Omitted or `'0'`: from the beginning of the log. */
   readonly afterPosition?: string;
 }
 
@@ -97,7 +97,7 @@ export async function replayConsumer(db: Db, name: string, options: ReplayOption
       .executeTakeFirst();
     if (!consumer) throw new NotFoundError(`No consumer named ${name}`);
     let point = { logXid: '0', position: '0' };
-    if (options.afterPosition !== undefined) {
+    if (options.afterPosition !== undefined && options.afterPosition !== '0') {
       if (!/^\d{1,19}$/.test(options.afterPosition))
         throw new ValidationError('position must be a whole number', 'position');
       const { rows } = await sql<{ log_xid: string; position: string }>`

@@ -1,0 +1,120 @@
+import type { Command } from 'commander';
+import { loadConfig } from '../config/config.ts';
+import {
+  listConsumers,
+  listDeadLetters,
+  pauseConsumer,
+  redriveDeadLetters,
+  replayConsumer,
+  resumeConsumer,
+} from '../consumers/admin.ts';
+import { openDatabase } from '../db/connect.ts';
+import type { Db } from '../db/database.ts';
+import { createLogger } from '../logger.ts';
+
+async function withDb(work: (db: Db) => Promise<void>): Promise<void> {
+  const config = loadConfig();
+  const logger = createLogger({ ...config, logLevel: config.logLevel === 'info' ? 'warn' : config.logLevel });
+  const database = await openDatabase(config, logger);
+  try {
+    await work(database.db);
+  } finally {
+    await database.close();
+  }
+}
+
+const seconds = (ms: number) => (ms === 0 ? '-' : `${(ms / 1000).toFixed(1)}s`);
+
+/** `postbox consumers …` and `postbox dead-letters …`: operating the delivery side. */
+export function registerConsumersCommand(program: Command): void {
+  const consumers = program.command('consumers').description('inspect and operate consumers');
+  consumers
+    .command('list', { isDefault: true })
+    .description(
+      'status, lag, oldest undelivered event, retrying/blocked streams and dead letters per consumer',
+    )
+    .option('--json', 'print JSON')
+    .action(async (options: { json?: boolean }) => {
+      await withDb(async (db) => {
+        const rows = await listConsumers(db);
+        if (options.json) {
+          process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+          return;
+        }
+        const header = [
+          'consumer',
+          'status',
+          'parts',
+          'lag',
+          'oldest',
+          'retrying',
+          'blocked',
+          'dead',
+          'handled',
+        ];
+        const lines = rows.map((c) => [
+          c.name,
+          c.status,
+          String(c.partitions),
+          String(c.lag),
+          seconds(c.oldestPendingMs),
+          String(c.retrying),
+          String(c.blocked),
+          String(c.deadLetters),
+          String(c.handled),
+        ]);
+        const widths = header.map((h, i) =>
+          Math.max(h.length, ...lines.map((line) => (line[i] ?? '').length)),
+        );
+        for (const line of [header, ...lines]) {
+          process.stdout.write(`${line.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ')}\n`);
+        }
+      });
+    });
+  consumers
+    .command('pause <name>')
+    .description('stop delivering to a consumer (events keep accumulating)')
+    .action((name: string) => withDb((db) => pauseConsumer(db, name)));
+  consumers
+    .command('resume <name>')
+    .description('resume a paused consumer from its checkpoints')
+    .action((name: string) => withDb((db) => resumeConsumer(db, name)));
+  consumers
+    .command('replay <name>')
+    .description('re-deliver events to a consumer: all of them, or those after --after <position>')
+    .option('--after <position>', 'log position to replay after')
+    .action((name: string, options: { after?: string }) =>
+      withDb(async (db) => {
+        await replayConsumer(db, name, options.after === undefined ? {} : { afterPosition: options.after });
+        process.stdout.write(
+          `${name} rewound${options.after ? ` to after position ${options.after}` : ' to the start'}\n`,
+        );
+      }),
+    );
+
+  const deadLetters = program.command('dead-letters').description('inspect and redrive dead letters');
+  deadLetters
+    .command('list [consumer]', { isDefault: true })
+    .description('open dead letters with their last error')
+    .action((consumer?: string) =>
+      withDb(async (db) => {
+        for (const row of await listDeadLetters(db, consumer)) {
+          process.stdout.write(
+            `#${row.id} ${row.consumer} ${row.event_type} ${row.stream_type}/${row.stream_id} v${row.stream_version} ` +
+              `attempts=${row.attempts} dead_at=${row.dead_at.toISOString()}\n    ${row.last_error}\n`,
+          );
+        }
+      }),
+    );
+  deadLetters
+    .command('redrive <consumer> [ids...]')
+    .description(
+      'deliver dead letters again, in stream order (all open ones of the consumer, or the given ids)',
+    )
+    .action((consumer: string, ids: string[]) =>
+      withDb(async (db) => {
+        const count = await redriveDeadLetters(db, consumer, ids.length ? { ids } : {});
+        process.stdout.write(`${count} dead letter(s) queued for redrive\n`);
+      }),
+    );
+}
