@@ -91,7 +91,7 @@ describe('appendEvents', () => {
       expect(rows[i]?.payload).toMatchObject({ quantity: 1 });
       expect(rows[i + 1]?.payload).toMatchObject({
         quantity: 2,
-        sku: (rows[i]?.payload as { sku: string }).sku,
+        sku: (rows[i]?.payload as { sku: string } | undefined)?.sku,
       });
     }
   });
@@ -121,13 +121,11 @@ describe('appendEvents', () => {
         appendEvents(trx, [ItemAdded.create(stream, { sku: 'D', quantity: 1 })], { expectedVersion: 0 }),
       );
     await expect(exists).rejects.toBeInstanceOf(ConcurrencyError);
-    const missing = t.db
-      .transaction()
-      .execute((trx) =>
-        appendEvents(trx, [ItemAdded.create(randomUUID(), { sku: 'E', quantity: 1 })], {
-          expectedVersion: 3,
-        }),
-      );
+    const missing = t.db.transaction().execute((trx) =>
+      appendEvents(trx, [ItemAdded.create(randomUUID(), { sku: 'E', quantity: 1 })], {
+        expectedVersion: 3,
+      }),
+    );
     await expect(missing).rejects.toBeInstanceOf(ConcurrencyError);
     expect(await countEvents(stream)).toBe(2);
   });
@@ -139,13 +137,11 @@ describe('appendEvents', () => {
       .execute((trx) => appendEvents(trx, [ItemAdded.create(stream, { sku: 'A', quantity: 1 })]));
     const results = await Promise.allSettled(
       Array.from({ length: 6 }, (_, i) =>
-        t.db
-          .transaction()
-          .execute((trx) =>
-            appendEvents(trx, [ItemAdded.create(stream, { sku: `W${i}`, quantity: 1 })], {
-              expectedVersion: 1,
-            }),
-          ),
+        t.db.transaction().execute((trx) =>
+          appendEvents(trx, [ItemAdded.create(stream, { sku: `W${i}`, quantity: 1 })], {
+            expectedVersion: 1,
+          }),
+        ),
       ),
     );
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
