@@ -1,9 +1,14 @@
+import { listApiKeys } from './auth/api-keys.ts';
+import { createJwtVerifier, type JwtVerifier } from './auth/jwt.ts';
 import type { Config } from './config/config.ts';
 import type { ConsumerDefinition } from './consumers/consumer.ts';
 import { openDatabase } from './db/connect.ts';
+import type { Db } from './db/database.ts';
 import { migrate } from './db/migrate.ts';
 import { type ApiServer, startApiServer } from './graphql/server.ts';
 import { createLogger, type Logger } from './logger.ts';
+import { checkReadiness } from './observability/health.ts';
+import { createMetrics } from './observability/metrics.ts';
 import { type Postbox, startPostbox } from './postbox.ts';
 import { shopConsumers } from './shop/shop.consumers.ts';
 import { SHOP_EVENTS } from './shop/shop.events.ts';
@@ -25,8 +30,53 @@ export function serviceConsumers(config: Pick<Config, 'paymentLimitCents'>): Con
   return shopConsumers({ paymentLimitCents: config.paymentLimitCents });
 }
 
+/** The JWT verifier the configuration asks for, if any key source is set. */
+async function jwtVerifierFor(config: Pick<Config, 'jwt'>): Promise<JwtVerifier | undefined> {
+  const { hs256Secret, rs256PublicKey, jwksUrl, issuer, audience } = config.jwt;
+  if (!hs256Secret && !rs256PublicKey && !jwksUrl) return undefined;
+  return createJwtVerifier({
+    ...(hs256Secret ? { hs256Secret } : {}),
+    ...(rs256PublicKey ? { rs256PublicKey } : {}),
+    ...(jwksUrl ? { jwksUrl } : {}),
+    ...(issuer ? { issuer } : {}),
+    ...(audience ? { audience } : {}),
+  });
+}
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
 /**
- * The composition root: config → database (embedded unless DATABASE_URL) → migrations → engine.
+ * Says loudly when the API runs without authentication, and when it requires credentials nobody can have
+ * (no API key and no JWT key configured).
+ */
+async function warnAboutAuth(
+  config: Config,
+  db: Db,
+  jwt: JwtVerifier | undefined,
+  logger: Logger,
+): Promise<void> {
+  if (config.auth) {
+    if (!jwt && !(await listApiKeys(db)).some((key) => key.revokedAt === null)) {
+      logger.warn(
+        'API authentication is on but no API key exists and no JWT key is configured: every request will get ' +
+          'a 401. Create a key with `postbox keys create --scopes …`.',
+      );
+    }
+    return;
+  }
+  const why = config.authDefaulted
+    ? 'the default on the embedded database; set POSTBOX_AUTH=on to require API keys'
+    : 'POSTBOX_AUTH=off';
+  const exposure = LOOPBACK.has(config.host)
+    ? `only reachable from this machine (HOST=${config.host})`
+    : `reachable by anyone who can reach ${config.host}:${config.port}`;
+  logger.warn(`API authentication is OFF (${why}): every caller has every scope, ${exposure}`);
+}
+
+/**
+ * The composition root: config → database (embedded unless DATABASE_URL) → migrations → engine → API.
+ * Metrics are fed by the engine's hooks and the API's operations, and served with the health routes on the
+ * API's port.
  */
 export async function startService(config: Config, logger: Logger = createLogger(config)): Promise<Service> {
   const database = await openDatabase(config, logger);
@@ -34,6 +84,7 @@ export async function startService(config: Config, logger: Logger = createLogger
   let api: ApiServer | undefined;
   try {
     await migrate(database.pool, { logger });
+    const metrics = createMetrics(database.db);
     if (config.runWorkers) {
       postbox = await startPostbox({
         pool: database.pool,
@@ -43,19 +94,42 @@ export async function startService(config: Config, logger: Logger = createLogger
         concurrency: config.workerConcurrency,
         pollIntervalMs: config.pollIntervalMs,
         logger,
+        onDelivery: metrics.onDelivery,
+        onRelayActivity: metrics.onRelayActivity,
       });
       logger.info({ concurrency: config.workerConcurrency }, 'relay and graphile-worker running');
     }
     if (config.runApi) {
+      const jwt = await jwtVerifierFor(config);
+      await warnAboutAuth(config, database.db, jwt, logger);
+      const workers = postbox;
       api = await startApiServer({
         db: database.db,
         connectionString: database.connectionString,
         logger,
         host: config.host,
         port: config.port,
+        auth: { enabled: config.auth, jwt },
         development: config.nodeEnv === 'development',
+        introspection: config.introspection,
+        maxBodyBytes: config.maxBodyBytes,
+        rateLimitPerMinute: config.rateLimitPerMinute,
+        maxSubscriptionsPerConnection: config.maxSubscriptionsPerConnection,
+        metrics,
+        readiness: () =>
+          checkReadiness({
+            pool: database.pool,
+            workersRunning: workers ? () => workers.isRunning() : undefined,
+          }),
       });
-      logger.info(`GraphQL API on ${api.url}`);
+      logger.info(
+        {
+          auth: config.auth,
+          introspection: config.introspection,
+          rateLimitPerMinute: config.rateLimitPerMinute,
+        },
+        `GraphQL API on ${api.url} (health: /healthz, /readyz; metrics: /metrics)`,
+      );
     }
   } catch (error) {
     await api?.close();

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Principal } from '../auth/principal.ts';
 import type { Db } from '../db/database.ts';
 import type { Logger } from '../logger.ts';
 import type { EventMetadata } from '../outbox/event.ts';
@@ -13,10 +14,16 @@ export interface GraphQLContext {
   readonly db: Db;
   readonly tailer: LogTailer;
   readonly registry: EventRegistry;
+  /** The process logger's child carrying `correlationId` (and the caller), for everything this request logs. */
   readonly logger: Logger;
+  /** Who is calling (everything is allowed to the anonymous principal when auth is off). */
+  readonly principal: Principal;
   /** From the `x-correlation-id` header, or generated: carried by every event this request causes. */
   readonly correlationId: string;
-  /** Metadata for the events this request appends. */
+  /**
+   * Metadata for the events this request appends: `correlationId`, `actor` (the principal) and, when the
+   * request carried a valid W3C `traceparent`, that too — the consumers continue it (see trace.ts).
+   */
   readonly eventMetadata: EventMetadata;
 }
 
@@ -28,6 +35,14 @@ export interface ApiDependencies {
   readonly logger: Logger;
 }
 
+/** Per-request parts of the context. */
+export interface RequestIdentity {
+  readonly correlationId: string;
+  readonly principal: Principal;
+  /** The request's validated W3C `traceparent`, if any. */
+  readonly traceparent?: string | undefined;
+}
+
 const acceptable = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
 
 /** The client's correlation id when it is a sane token (1–128 chars of `A-Za-z0-9._:/-`), else a new UUID. */
@@ -36,10 +51,14 @@ export function correlationIdFrom(value: string | null | undefined): string {
 }
 
 /** Builds a request's context. */
-export function createContext(deps: ApiDependencies, correlationId: string): GraphQLContext {
+export function createContext(deps: ApiDependencies, identity: RequestIdentity): GraphQLContext {
+  const { correlationId, principal, traceparent } = identity;
+  const actor = principal.kind === 'anonymous' ? 'api' : principal.id;
   return {
     ...deps,
+    logger: deps.logger.child({ correlationId, principal: principal.id }),
+    principal,
     correlationId,
-    eventMetadata: { correlationId, actor: 'api' },
+    eventMetadata: { correlationId, actor, ...(traceparent ? { traceparent } : {}) },
   };
 }

@@ -1,17 +1,13 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ExecutionArgs } from 'graphql';
-import { useServer } from 'graphql-ws/use/ws';
+import { handleProtocols } from 'graphql-ws';
 import { WebSocketServer } from 'ws';
-import { CORRELATION_HEADER, correlationIdFrom } from './context.ts';
+import type { Readiness } from '../observability/health.ts';
+import { createOpsRoutes } from '../observability/routes.ts';
+import { SlowClientGuard, type SlowClientOptions } from './slow-clients.ts';
+import { DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION, serveGraphqlOverWebSocket } from './websocket.ts';
 import { createGraphqlApi, DEFAULT_MAX_BODY_BYTES, type GraphqlApi, type GraphqlApiOptions } from './yoga.ts';
-
-/** Execution args of a WebSocket operation, carrying the envelop phases to run it with. */
-interface EnvelopedArgs extends ExecutionArgs {
-  readonly envelopedExecute: (args: ExecutionArgs) => unknown;
-  readonly envelopedSubscribe: (args: ExecutionArgs) => unknown;
-}
 
 /** Options of {@link startApiServer}. */
 export interface ApiServerOptions extends GraphqlApiOptions {
@@ -21,6 +17,12 @@ export interface ApiServerOptions extends GraphqlApiOptions {
   readonly port: number;
   /** How long {@link ApiServer.close} lets in-flight requests finish before cutting them, ms. Default `5000`. */
   readonly shutdownGraceMs?: number;
+  /** Subscriptions one WebSocket connection may hold. Default {@link DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION}. */
+  readonly maxSubscriptionsPerConnection?: number;
+  /** When a subscriber that stops reading is disconnected (see slow-clients.ts). */
+  readonly slowClients?: SlowClientOptions;
+  /** Answers `/readyz`; omitted: no `/readyz`. (`/metrics` is served when `metrics` is given.) */
+  readonly readiness?: (() => Promise<Readiness>) | undefined;
 }
 
 /** A listening API server. */
@@ -37,57 +39,43 @@ export interface ApiServer {
   close(): Promise<void>;
 }
 
+const isEventStream = (accept: string | undefined) => accept?.includes('text/event-stream') ?? false;
+
 /**
  * Serves the GraphQL API over HTTP on one path, `/graphql`: queries and mutations by GET or POST,
- * subscriptions over SSE (yoga's own) and over WebSocket (graphql-ws protocol, on the same path).
+ * subscriptions over SSE (yoga's own) and over WebSocket (graphql-ws protocol, on the same path). The same
+ * server answers `/healthz`, `/readyz` and `/metrics` without credentials (see observability/routes.ts).
  */
 export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
   const api = createGraphqlApi(options);
   const { yoga } = api;
-  const server = createServer(yoga);
+  const slowClients = new SlowClientGuard(options.logger, options.slowClients);
+  const opsRoutes = createOpsRoutes({
+    metrics: options.metrics,
+    readiness: options.readiness,
+    logger: options.logger,
+  });
+  const server = createServer((request, response) => {
+    if (opsRoutes(request, response)) return;
+    if (isEventStream(request.headers.accept)) {
+      slowClients.watchEventStream(response, { clientAddress: request.socket.remoteAddress ?? 'unknown' });
+    }
+    yoga(request, response);
+  });
   const wss = new WebSocketServer({
     server,
     path: yoga.graphqlEndpoint,
     maxPayload: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+    handleProtocols: (protocols) => handleProtocols(protocols),
   });
-  const graphqlWs = useServer(
-    {
-      isProd: !options.development,
-      // onSubscribe below puts the enveloped execute/subscribe on the args.
-      execute: (args) => (args as EnvelopedArgs).envelopedExecute(args) as never,
-      subscribe: (args) => (args as EnvelopedArgs).envelopedSubscribe(args) as never,
-      onSubscribe: async (context, _id, payload) => {
-        // Run each WebSocket operation through yoga's envelop (same parser limits, validation rules,
-        // error masking and context as HTTP), taking the correlation id from the upgrade request or the
-        // connection_init payload.
-        const header = context.extra.request.headers[CORRELATION_HEADER];
-        const fromInit = (context.connectionParams as Record<string, unknown> | undefined)?.correlationId;
-        const correlationId = correlationIdFrom(
-          typeof header === 'string' ? header : typeof fromInit === 'string' ? fromInit : undefined,
-        );
-        const enveloped = yoga.getEnveloped({ correlationId, params: payload });
-        let document: ReturnType<typeof enveloped.parse>;
-        try {
-          document = enveloped.parse(payload.query);
-        } catch (error) {
-          return [error as never];
-        }
-        const args = {
-          schema: enveloped.schema,
-          operationName: payload.operationName,
-          document,
-          variableValues: payload.variables,
-          contextValue: await enveloped.contextFactory(),
-          envelopedExecute: enveloped.execute,
-          envelopedSubscribe: enveloped.subscribe,
-        } satisfies EnvelopedArgs;
-        const errors = enveloped.validate(args.schema, args.document);
-        if (errors.length > 0) return errors;
-        return args;
-      },
-    },
+  const graphqlWs = serveGraphqlOverWebSocket({
+    api,
     wss,
-  );
+    development: options.development ?? false,
+    maxSubscriptionsPerConnection:
+      options.maxSubscriptionsPerConnection ?? DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,
+    slowClients,
+  });
 
   try {
     await new Promise<void>((resolve, reject) => {
@@ -98,7 +86,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       });
     });
   } catch (error) {
-    await Promise.resolve(graphqlWs.dispose()).catch(() => undefined);
+    await graphqlWs.dispose().catch(() => undefined);
+    slowClients.close();
     await api.close();
     throw error;
   }
@@ -116,6 +105,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         await graphqlWs.dispose();
         await api.close();
+        slowClients.close();
         server.closeIdleConnections();
         await Promise.race([closed, sleep(options.shutdownGraceMs ?? 5000)]);
         server.closeAllConnections();

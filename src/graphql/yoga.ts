@@ -1,30 +1,82 @@
+import type { IncomingMessage } from 'node:http';
+import { useDisableIntrospection } from '@envelop/disable-introspection';
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
-import {
-  createGraphQLError,
-  createYoga,
-  maskError,
-  type Plugin,
-  type YogaServerInstance,
-} from 'graphql-yoga';
+import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
+import { createAuthenticator } from '../auth/authenticate.ts';
+import type { JwtVerifier } from '../auth/jwt.ts';
+import type { Principal } from '../auth/principal.ts';
 import type { Db } from '../db/database.ts';
-import { PostboxError, ValidationError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import { traceparentFrom } from '../observability/trace.ts';
 import { createEventRegistry } from '../outbox/read.ts';
 import { SHOP_EVENTS } from '../shop/shop.events.ts';
+import {
+  type AccessControl,
+  createAccessControl,
+  credentialsFromHeaders,
+  unauthenticatedError,
+} from './access.ts';
 import { CORRELATION_HEADER, correlationIdFrom, createContext, type GraphQLContext } from './context.ts';
+import { maskPostboxError } from './error-masking.ts';
 import { LogTailer, type LogTailerOptions } from './log-tailer.ts';
+import { useOperationLog } from './operation-log.ts';
+import { useOperationMetrics } from './operation-metrics.ts';
 import { schema } from './schema/index.ts';
 
 /** Largest request body accepted by default: 1 MiB. */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
-/** Deepest selection accepted by default (introspection excepted). */
-export const DEFAULT_MAX_DEPTH = 10;
+/** Requests per minute per caller by default. */
+export const DEFAULT_RATE_LIMIT_PER_MINUTE = 600;
 /** The GraphQL path. */
 export const GRAPHQL_PATH = '/graphql';
 
-/** What the server passes in besides the request (the WebSocket path passes the correlation id itself). */
+/** Static limits on an operation's document, enforced by graphql-armor before anything runs. */
+export interface QueryLimits {
+  /** Deepest selection (fragments flattened; introspection excepted). Default `10`. */
+  readonly maxDepth: number;
+  /** Aliases per operation. Default `30`. */
+  readonly maxAliases: number;
+  /** Lexical tokens per document (checked while parsing). Default `5000`. */
+  readonly maxTokens: number;
+  /**
+   * graphql-armor's cost estimate: 1 per scalar, 2 per object, ×1.5 per level of depth, × `first` of a
+   * connection. Default `50000` (e.g. three `events(first: 500)` pages with a handful of fields each).
+   */
+  readonly maxCost: number;
+  /** Directives per operation. Default `50`. */
+  readonly maxDirectives: number;
+}
+
+/** The defaults of {@link QueryLimits}. */
+export const DEFAULT_QUERY_LIMITS: QueryLimits = Object.freeze({
+  maxDepth: 10,
+  maxAliases: 30,
+  maxTokens: 5000,
+  maxCost: 50_000,
+  maxDirectives: 50,
+});
+
+/**
+ * What the server passes in besides the request. Over HTTP that is node's `req` (yoga's node adapter);
+ * the WebSocket path passes the connection's principal, correlation id and trace context itself.
+ */
 export interface ServerContext {
+  readonly req?: IncomingMessage;
   readonly correlationId?: string;
+  readonly principal?: Principal;
+  readonly traceparent?: string | undefined;
+}
+
+/** Who may call the API. */
+export interface ApiAuthOptions {
+  /**
+   * Require credentials (`Authorization: Bearer <API key or JWT>` or `x-api-key`). Off: every caller is the
+   * anonymous principal with every scope — for local development only.
+   */
+  readonly enabled: boolean;
+  /** Verifier of JWT bearer tokens; without one, only API keys are accepted. */
+  readonly jwt?: JwtVerifier | undefined;
 }
 
 /** Options of {@link createGraphqlApi}. */
@@ -33,12 +85,20 @@ export interface GraphqlApiOptions {
   readonly logger: Logger;
   /** For the subscription feed's LISTEN connection; omitted: the feed polls only. */
   readonly connectionString?: string | undefined;
-  /** Serve GraphiQL on GET /graphql from a browser, and include error details. Default `false`. */
+  /** Authentication. Required, so that no caller ends up with an open API by leaving it out. */
+  readonly auth: ApiAuthOptions;
+  /** Error details (`extensions.originalError`) and "Did you mean …" suggestions. Default `false`. */
   readonly development?: boolean;
+  /** Schema introspection, and GraphiQL on GET /graphql from a browser. Default: `development`. */
+  readonly introspection?: boolean;
   /** Larger request bodies get a 413 and a GraphQL error. Default 1 MiB. */
   readonly maxBodyBytes?: number;
-  /** Deeper queries are refused at validation. Default {@link DEFAULT_MAX_DEPTH}. */
-  readonly maxDepth?: number;
+  /** Document limits; each defaults to {@link DEFAULT_QUERY_LIMITS}. */
+  readonly limits?: Partial<QueryLimits>;
+  /** Requests (and WebSocket operations) per minute per caller. Default {@link DEFAULT_RATE_LIMIT_PER_MINUTE}. */
+  readonly rateLimitPerMinute?: number;
+  /** Where GraphQL operations and open subscriptions are counted. Omitted: not counted. */
+  readonly metrics?: Metrics | undefined;
   /** Tuning of the subscription feed. */
   readonly feed?: Partial<Pick<LogTailerOptions, 'pollIntervalMs' | 'pageSize' | 'bufferLimit'>>;
 }
@@ -47,26 +107,20 @@ export interface GraphqlApiOptions {
 export interface GraphqlApi {
   readonly yoga: YogaServerInstance<ServerContext, GraphQLContext>;
   readonly tailer: LogTailer;
+  /** Authentication and rate limiting (the WebSocket transport admits its connections through it). */
+  readonly access: AccessControl;
+  readonly logger: Logger;
   /** Ends every subscription and stops the feed. */
   close(): Promise<void>;
 }
 
-/**
- * Duck-typed `instanceof GraphQLError`: graphql-js can be loaded twice (its ESM and CommonJS builds, e.g.
- * under vitest), and an error from one build is not an instance of the other's class.
- */
-function isGraphQLError(error: unknown): error is Error & {
-  originalError?: unknown;
-  nodes?: ReadonlyArray<never>;
-  path?: ReadonlyArray<string | number>;
-} {
-  return error instanceof Error && error.name === 'GraphQLError';
+/** The peer address of a request, for per-address rate limits (`unknown` without a socket, e.g. `yoga.fetch`). */
+export function clientAddressOf(serverContext: ServerContext | undefined): string {
+  return serverContext?.req?.socket?.remoteAddress ?? 'unknown';
 }
 
-/** Failures worth telling the client as they are (codes of {@link PostboxError}s); anything else is masked. */
-const EXPOSED_CODES = new Set(['VALIDATION_FAILED', 'NOT_FOUND', 'ILLEGAL_STATE', 'CONCURRENCY_CONFLICT']);
-
 const EXAMPLE_QUERY = `# Postbox: try a mutation, then watch it flow.
+# With authentication on, add a header: { "Authorization": "Bearer pbx_…" }
 mutation AddProduct {
   addProduct(input: { sku: "KEYB-1", name: "Keyboard", priceCents: 8900, stock: 10 }) {
     __typename
@@ -90,11 +144,20 @@ subscription Events {
 
 /**
  * Builds the GraphQL API: the Pothos schema served by graphql-yoga (GET and POST, subscriptions over SSE),
- * plus the subscription feed. Guard rails: a request body limit, a depth limit and the other
- * graphql-armor limits, and error masking that lets expected failures through with their `code`.
+ * plus the subscription feed.
+ *
+ * Guard rails, in the order a request meets them:
+ * 1. authentication and the per-caller rate limit (before the body is read: 401 / 429);
+ * 2. the body size limit (413);
+ * 3. graphql-armor's document limits (tokens while parsing; depth, aliases, cost, directives at
+ *    validation) and, unless enabled, no introspection;
+ * 4. scopes per field (403, see builder.ts);
+ * 5. error masking that lets expected failures through with their `code` and hides the rest.
  */
 export function createGraphqlApi(options: GraphqlApiOptions): GraphqlApi {
   const development = options.development ?? false;
+  const introspection = options.introspection ?? development;
+  const limits = { ...DEFAULT_QUERY_LIMITS, ...options.limits };
   const registry = createEventRegistry(SHOP_EVENTS);
   const tailer = new LogTailer({
     db: options.db,
@@ -104,8 +167,18 @@ export function createGraphqlApi(options: GraphqlApiOptions): GraphqlApi {
     ...options.feed,
   });
   const deps = { db: options.db, tailer, registry, logger: options.logger };
-  const correlationIds = new WeakMap<Request, string>();
   const log = options.logger.child({ component: 'graphql' });
+  const access = createAccessControl({
+    authenticator: createAuthenticator({
+      enabled: options.auth.enabled,
+      db: options.db,
+      ...(options.auth.jwt ? { jwt: options.auth.jwt } : {}),
+    }),
+    rateLimitPerMinute: options.rateLimitPerMinute ?? DEFAULT_RATE_LIMIT_PER_MINUTE,
+    logger: options.logger,
+  });
+  const correlationIds = new WeakMap<Request, string>();
+  const principals = new WeakMap<Request, Principal>();
 
   const correlationPlugin: Plugin = {
     onRequest({ request }) {
@@ -117,37 +190,42 @@ export function createGraphqlApi(options: GraphqlApiOptions): GraphqlApi {
     },
   };
 
+  // Runs before the body is read, so a caller without valid credentials (or over its limit) costs a header
+  // check and at most one key lookup. An error thrown here becomes a GraphQL error response with its status.
+  const accessPlugin: Plugin<Record<string, unknown>, ServerContext> = {
+    async onRequestParse({ request, serverContext }) {
+      const principal = await access.admitRequest(
+        credentialsFromHeaders(request.headers),
+        clientAddressOf(serverContext),
+      );
+      principals.set(request, principal);
+    },
+  };
+
   const yoga = createYoga<ServerContext, GraphQLContext>({
     schema,
     graphqlEndpoint: GRAPHQL_PATH,
     landingPage: false,
-    graphiql: development ? { title: 'Postbox', defaultQuery: EXAMPLE_QUERY } : false,
+    // Without auth every caller is an admin: a web page the developer visits must not be able to drive the
+    // local API from the browser, so cross-origin requests get no CORS grant then. With auth, credentials
+    // are bearer tokens (never cookies), and yoga's default CORS is harmless.
+    ...(options.auth.enabled ? {} : { cors: false }),
+    graphiql: introspection ? { title: 'Postbox', defaultQuery: EXAMPLE_QUERY } : false,
     maxRequestBodySize: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
-    context: ({ request, correlationId }) =>
-      createContext(
-        deps,
-        correlationId ??
+    context: ({ request, correlationId, principal, traceparent }) => {
+      const caller = principal ?? (request ? principals.get(request) : undefined);
+      // Unreachable over HTTP (onRequestParse admitted the request) and WebSocket (the connection was).
+      if (!caller) throw unauthenticatedError('the request was not authenticated');
+      return createContext(deps, {
+        correlationId:
+          correlationId ??
           correlationIds.get(request) ??
           correlationIdFrom(request?.headers.get(CORRELATION_HEADER)),
-      ),
-    maskedErrors: {
-      isDev: development,
-      maskError(error, message, isDev) {
-        const original = isGraphQLError(error) ? error.originalError : error;
-        if (original instanceof PostboxError && EXPOSED_CODES.has(original.code)) {
-          const extensions: Record<string, unknown> = { code: original.code };
-          if (original instanceof ValidationError && original.field) extensions.field = original.field;
-          return createGraphQLError(original.message, {
-            ...(isGraphQLError(error) ? { nodes: error.nodes, path: error.path } : {}),
-            extensions,
-          });
-        }
-        if (original !== undefined && !isGraphQLError(original)) {
-          log.error({ err: original }, 'unexpected error (masked for the client)');
-        }
-        return maskError(error, message, isDev);
-      },
+        principal: caller,
+        traceparent: traceparent ?? (request ? traceparentFrom(request.headers) : undefined),
+      });
     },
+    maskedErrors: { isDev: development, maskError: maskPostboxError },
     logging: {
       debug: (...args: unknown[]) => log.debug({ detail: args }, 'yoga'),
       info: (...args: unknown[]) => log.info({ detail: args }, 'yoga'),
@@ -155,12 +233,18 @@ export function createGraphqlApi(options: GraphqlApiOptions): GraphqlApi {
       error: (...args: unknown[]) => log.error({ detail: args }, 'yoga'),
     },
     plugins: [
+      accessPlugin,
       correlationPlugin,
+      useOperationLog(),
+      ...(options.metrics ? [useOperationMetrics(options.metrics)] : []),
+      // A validation rule, so it applies to WebSocket operations too (they skip yoga's request hooks).
+      ...(introspection ? [] : [useDisableIntrospection()]),
       EnvelopArmorPlugin({
-        maxDepth: { n: options.maxDepth ?? DEFAULT_MAX_DEPTH, flattenFragments: true },
-        maxAliases: { n: 30 },
-        maxTokens: { n: 5000 },
-        costLimit: { maxCost: 50_000 },
+        maxDepth: { n: limits.maxDepth, flattenFragments: true },
+        maxAliases: { n: limits.maxAliases },
+        maxTokens: { n: limits.maxTokens },
+        costLimit: { maxCost: limits.maxCost },
+        maxDirectives: { n: limits.maxDirectives },
         // "Did you mean …" helps while developing; in production it would map the schema for a stranger.
         blockFieldSuggestion: { enabled: !development },
       }),
@@ -170,6 +254,8 @@ export function createGraphqlApi(options: GraphqlApiOptions): GraphqlApi {
   return {
     yoga,
     tailer,
+    access,
+    logger: options.logger,
     close: () => tailer.stop(),
   };
 }

@@ -310,7 +310,12 @@ describe('serving', () => {
   });
 
   it('serves GraphiQL only in development', async () => {
-    const dev = createGraphqlApi({ db: shop.db, logger: silentLogger, development: true });
+    const dev = createGraphqlApi({
+      db: shop.db,
+      logger: silentLogger,
+      auth: { enabled: false },
+      development: true,
+    });
     try {
       const page = await dev.yoga.fetch('http://localhost/graphql', { headers: { accept: 'text/html' } });
       expect(page.status).toBe(200);

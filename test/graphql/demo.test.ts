@@ -14,6 +14,7 @@ beforeAll(async () => {
     db: shop.db,
     connectionString: shop.database.url,
     logger: silentLogger,
+    auth: { enabled: false },
     host: '127.0.0.1',
     port: 0,
   });

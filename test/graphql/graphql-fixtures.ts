@@ -1,5 +1,5 @@
 import type { Db } from '../../src/db/database.ts';
-import { createGraphqlApi, type GraphqlApi } from '../../src/graphql/yoga.ts';
+import { createGraphqlApi, type GraphqlApi, type GraphqlApiOptions } from '../../src/graphql/yoga.ts';
 import { silentLogger } from '../../src/logger.ts';
 
 /** A GraphQL response as the tests look at it. */
@@ -12,13 +12,19 @@ export interface GqlResponse<T = Record<string, unknown>> {
   };
 }
 
-/** Builds the API (no socket) on a database. */
-export function createTestApi(db: Db, connectionString?: string): GraphqlApi {
+/** Builds the API (no socket) on a database; authentication off unless `overrides` turn it on. */
+export function createTestApi(
+  db: Db,
+  connectionString?: string,
+  overrides: Partial<GraphqlApiOptions> = {},
+): GraphqlApi {
   return createGraphqlApi({
     db,
     logger: silentLogger,
     connectionString,
+    auth: { enabled: false },
     feed: { pollIntervalMs: 25 },
+    ...overrides,
   });
 }
 

@@ -39,6 +39,7 @@ beforeAll(async () => {
     db: shop.db,
     connectionString: shop.database.url,
     logger: silentLogger,
+    auth: { enabled: false },
     host: '127.0.0.1',
     port: 0,
     feed: { pollIntervalMs: 25 },

@@ -1,5 +1,6 @@
 import { type ConsumerSummary, listConsumers } from '../../consumers/admin.ts';
 import { builder } from '../builder.ts';
+import { SCOPES_TO_ADMINISTER } from './scopes.ts';
 
 const ConsumerRef = builder.objectRef<ConsumerSummary>('Consumer').implement({
   description: 'A handler of events (payment, inventory…), summed over its partitions.',
@@ -19,6 +20,7 @@ const ConsumerRef = builder.objectRef<ConsumerSummary>('Consumer').implement({
 builder.queryFields((t) => ({
   consumers: t.field({
     type: [ConsumerRef],
+    authScopes: SCOPES_TO_ADMINISTER,
     description: 'Every registered consumer and how far behind it is.',
     resolve: (_root, _args, context) => listConsumers(context.db),
   }),

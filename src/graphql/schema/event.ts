@@ -3,6 +3,7 @@ import type { RecordedEvent } from '../../outbox/event.ts';
 import { decodeCursor, encodeCursor, type LogPoint, pointOf, toRecordedEvent } from '../../outbox/read.ts';
 import { builder } from '../builder.ts';
 import { type EventFilter, readEventPage, readLogHead } from '../event-log.ts';
+import { SCOPES_TO_READ_EVENTS } from './scopes.ts';
 
 /** An event of the log, as the API shows it. */
 export const EventRef = builder.objectRef<RecordedEvent>('Event').implement({
@@ -103,6 +104,7 @@ const EventConnection = builder.connectionObject(
 builder.queryFields((t) => ({
   events: t.field({
     type: EventConnection,
+    authScopes: SCOPES_TO_READ_EVENTS,
     description:
       'Committed events after `after` (or from the start of the log), oldest first, in gap-safe read order: ' +
       'a page never skips an event that commits later. Continue with `pageInfo.endCursor`, or subscribe ' +
@@ -140,6 +142,7 @@ builder.queryFields((t) => ({
   }),
   logHead: t.string({
     nullable: true,
+    authScopes: SCOPES_TO_READ_EVENTS,
     description:
       'Cursor of the newest event readable now (null for an empty log). Subscribe to `events(after: logHead)` ' +
       "to get everything that happens from here on, without racing the subscription's start.",

@@ -19,6 +19,7 @@ import { ORDER_STATUSES } from '../../shop/shop.tables.ts';
 import { builder } from '../builder.ts';
 import { ERROR_TYPES } from './errors.ts';
 import { EventRef, pageSize } from './event.ts';
+import { SCOPES_TO_READ_ORDERS, SCOPES_TO_WRITE_ORDERS } from './scopes.ts';
 
 export const OrderStatusEnum = builder.enumType('OrderStatus', {
   description:
@@ -155,11 +156,13 @@ builder.queryFields((t) => ({
   order: t.field({
     type: OrderRef,
     nullable: true,
+    authScopes: SCOPES_TO_READ_ORDERS,
     args: { id: t.arg.id({ required: true }) },
     resolve: async (_root, args, context) => (await findOrder(context.db, String(args.id))) ?? null,
   }),
   orders: t.field({
     type: OrderConnection,
+    authScopes: SCOPES_TO_READ_ORDERS,
     description: 'Orders, newest first.',
     args: {
       first: t.arg.int({ required: false, description: 'Page size, 0–500. Default 50.' }),
@@ -190,6 +193,7 @@ builder.queryFields((t) => ({
 builder.mutationFields((t) => ({
   placeOrder: t.field({
     type: OrderRef,
+    authScopes: SCOPES_TO_WRITE_ORDERS,
     description:
       'Places an order (PLACED, event `OrderPlaced`); payment, stock and shipping follow asynchronously — ' +
       'watch them with `orderUpdated`. The same `idempotencyKey` returns the same order.',
@@ -205,6 +209,7 @@ builder.mutationFields((t) => ({
   }),
   cancelOrder: t.field({
     type: OrderRef,
+    authScopes: SCOPES_TO_WRITE_ORDERS,
     description:
       'Cancels an order that has not shipped (event `OrderCancelled`; a paid order is refunded and reserved ' +
       'stock released). With `expectedVersion`, only if the order is still at that version.',

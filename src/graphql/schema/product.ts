@@ -2,6 +2,7 @@ import { findProducts, listProducts, type Product } from '../../shop/product.rep
 import { addProduct, restockProduct } from '../../shop/product.service.ts';
 import { builder } from '../builder.ts';
 import { ERROR_TYPES } from './errors.ts';
+import { SCOPES_TO_ADMINISTER, SCOPES_TO_READ_ORDERS } from './scopes.ts';
 
 /** A catalogue product. */
 export const ProductRef = builder.objectRef<Product>('Product').implement({
@@ -31,12 +32,14 @@ const AddProductInput = builder.inputType('AddProductInput', {
 builder.queryFields((t) => ({
   products: t.field({
     type: [ProductRef],
+    authScopes: SCOPES_TO_READ_ORDERS,
     description: 'The catalogue, by SKU.',
     resolve: (_root, _args, context) => listProducts(context.db),
   }),
   product: t.field({
     type: ProductRef,
     nullable: true,
+    authScopes: SCOPES_TO_READ_ORDERS,
     args: { sku: t.arg.string({ required: true }) },
     resolve: async (_root, args, context) =>
       (await findProducts(context.db, [args.sku])).get(args.sku) ?? null,
@@ -46,6 +49,7 @@ builder.queryFields((t) => ({
 builder.mutationFields((t) => ({
   addProduct: t.field({
     type: ProductRef,
+    authScopes: SCOPES_TO_ADMINISTER,
     description: 'Adds a product (event `ProductAdded` on stream `product/<sku>`).',
     args: { input: t.arg({ type: AddProductInput, required: true }) },
     errors: {
@@ -58,6 +62,7 @@ builder.mutationFields((t) => ({
   }),
   restockProduct: t.field({
     type: ProductRef,
+    authScopes: SCOPES_TO_ADMINISTER,
     description: "Adds `quantity` units to a product's stock (event `ProductRestocked`).",
     args: { sku: t.arg.string({ required: true }), quantity: t.arg.int({ required: true }) },
     errors: {

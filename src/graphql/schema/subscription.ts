@@ -7,6 +7,7 @@ import { builder } from '../builder.ts';
 import type { GraphQLContext } from '../context.ts';
 import { EventFilterInput, EventRef, parseAfter, toEventFilter } from './event.ts';
 import { OrderRef } from './order.ts';
+import { SCOPES_TO_READ_EVENTS, SCOPES_TO_READ_ORDERS } from './scopes.ts';
 
 builder.subscriptionType({
   description:
@@ -17,6 +18,7 @@ builder.subscriptionType({
 builder.subscriptionFields((t) => ({
   events: t.field({
     type: EventRef,
+    authScopes: SCOPES_TO_READ_EVENTS,
     description:
       "Matching events in the log's gap-safe read order. With `after` (a cursor) or `fromBeginning`: every " +
       'committed event after that point first, then live ones — no gap, no duplicate. With neither: only ' +
@@ -38,6 +40,7 @@ builder.subscriptionFields((t) => ({
   }),
   orderUpdated: t.field({
     type: OrderRef,
+    authScopes: SCOPES_TO_READ_ORDERS,
     description:
       'The order as it is now, then again after each of its events; completes once the order is final.',
     args: { id: t.arg.id({ required: true }) },

@@ -1,0 +1,113 @@
+import type { GraphQLError } from 'graphql';
+import { createGraphQLError } from 'graphql-yoga';
+import type { Authenticator } from '../auth/authenticate.ts';
+import type { Principal } from '../auth/principal.ts';
+import type { Logger } from '../logger.ts';
+import { RateLimiter } from './rate-limit.ts';
+
+/** Header carrying an API key, as an alternative to `Authorization: Bearer <key>`. */
+export const API_KEY_HEADER = 'x-api-key';
+
+/** The request could not be authenticated: HTTP 401, `extensions.code` `UNAUTHENTICATED`. */
+export function unauthenticatedError(reason: string): GraphQLError {
+  return createGraphQLError(`Unauthenticated: ${reason}`, {
+    extensions: {
+      code: 'UNAUTHENTICATED',
+      http: { status: 401, headers: { 'WWW-Authenticate': 'Bearer realm="postbox"' } },
+    },
+  });
+}
+
+/** The caller lacks a scope the field needs: HTTP 403, `extensions.code` `FORBIDDEN`. */
+export function forbiddenError(field: string, scopes: readonly string[]): GraphQLError {
+  const needs = scopes.length > 0 ? `scope ${scopes.join(' or ')}` : 'a scope this key does not have';
+  return createGraphQLError(`Forbidden: ${field} needs ${needs}`, {
+    extensions: { code: 'FORBIDDEN', requiredScopes: [...scopes], http: { status: 403 } },
+  });
+}
+
+/** Too many requests: HTTP 429 with `Retry-After`, `extensions.code` `RATE_LIMITED`. */
+export function rateLimitedError(perMinute: number, retryAfterSeconds: number): GraphQLError {
+  return createGraphQLError(
+    `Rate limit exceeded: at most ${perMinute} requests per minute; retry in ${retryAfterSeconds} s`,
+    {
+      extensions: {
+        code: 'RATE_LIMITED',
+        retryAfterSeconds,
+        http: { status: 429, headers: { 'Retry-After': String(retryAfterSeconds) } },
+      },
+    },
+  );
+}
+
+/** Credentials as a request or a WebSocket connection carries them. */
+export interface Credentials {
+  readonly authorization?: string | null | undefined;
+  readonly apiKey?: string | null | undefined;
+}
+
+/** Reads `Authorization` and `x-api-key` from request headers. */
+export function credentialsFromHeaders(headers: { get(name: string): string | null }): Credentials {
+  return { authorization: headers.get('authorization'), apiKey: headers.get(API_KEY_HEADER) };
+}
+
+/** Options of {@link createAccessControl}. */
+export interface AccessControlOptions {
+  readonly authenticator: Authenticator;
+  /** Requests per minute per principal (per client address when auth is off). */
+  readonly rateLimitPerMinute: number;
+  readonly logger: Logger;
+}
+
+/** Authentication plus rate limiting, shared by the HTTP and WebSocket transports. */
+export interface AccessControl {
+  /** Whether credentials are required. */
+  readonly enabled: boolean;
+  readonly rateLimitPerMinute: number;
+  /**
+   * Authenticates a request (or a WebSocket connection) and charges it to the caller's rate limit.
+   * Failed attempts are charged to the client address, so guessing costs the guesser.
+   *
+   * @throws GraphQLError `UNAUTHENTICATED` (401) or `RATE_LIMITED` (429).
+   */
+  admitRequest(credentials: Credentials, clientAddress: string): Promise<Principal>;
+  /**
+   * Charges one more operation of an already authenticated caller (each WebSocket operation).
+   *
+   * @throws GraphQLError `RATE_LIMITED` (429).
+   */
+  admitOperation(principal: Principal, clientAddress: string): void;
+}
+
+/** Builds the {@link AccessControl} of one API. */
+export function createAccessControl(options: AccessControlOptions): AccessControl {
+  const limiter = new RateLimiter({ perMinute: options.rateLimitPerMinute });
+  const log = options.logger.child({ component: 'access' });
+  // Without auth every caller is the same anonymous principal: count per client address instead.
+  const keyOf = (principal: Principal, clientAddress: string) =>
+    principal.kind === 'anonymous' ? `addr:${clientAddress}` : principal.id;
+  const charge = (key: string) => {
+    const verdict = limiter.take(key);
+    if (!verdict.ok) {
+      log.info({ rateLimitKey: key, retryAfterSeconds: verdict.retryAfterSeconds }, 'rate limited');
+      throw rateLimitedError(limiter.limit, verdict.retryAfterSeconds);
+    }
+  };
+  return {
+    enabled: options.authenticator.enabled,
+    rateLimitPerMinute: limiter.limit,
+    async admitRequest(credentials, clientAddress) {
+      const result = await options.authenticator.authenticate(credentials);
+      if (!result.ok) {
+        charge(`addr:${clientAddress}`);
+        log.info({ clientAddress, reason: result.reason }, 'authentication failed');
+        throw unauthenticatedError(result.reason);
+      }
+      charge(keyOf(result.principal, clientAddress));
+      return result.principal;
+    },
+    admitOperation(principal, clientAddress) {
+      charge(keyOf(principal, clientAddress));
+    },
+  };
+}

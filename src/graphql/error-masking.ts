@@ -1,0 +1,49 @@
+import { createGraphQLError, maskError } from 'graphql-yoga';
+import { PostboxError, ValidationError } from '../errors.ts';
+
+/**
+ * Duck-typed `instanceof GraphQLError`: graphql-js can be loaded twice (its ESM and CommonJS builds, e.g.
+ * under vitest), and an error from one build is not an instance of the other's class.
+ */
+export function isGraphQLError(error: unknown): error is Error & {
+  originalError?: unknown;
+  nodes?: ReadonlyArray<never>;
+  path?: ReadonlyArray<string | number>;
+} {
+  return error instanceof Error && error.name === 'GraphQLError';
+}
+
+/** Failures worth telling the client as they are (codes of {@link PostboxError}s); anything else is masked. */
+const EXPOSED_CODES = new Set(['VALIDATION_FAILED', 'NOT_FOUND', 'ILLEGAL_STATE', 'CONCURRENCY_CONFLICT']);
+
+function isExposed(error: unknown): error is PostboxError {
+  return error instanceof PostboxError && EXPOSED_CODES.has(error.code);
+}
+
+/**
+ * The cause of an error the client will only see masked (a bug, a lost database…), or undefined when the
+ * error is meant for the client (a GraphQL error of our own, an expected {@link PostboxError}).
+ */
+export function unexpectedCause(error: unknown): unknown {
+  const original = isGraphQLError(error) ? error.originalError : error;
+  if (original === undefined || isGraphQLError(original) || isExposed(original)) return undefined;
+  return original;
+}
+
+/**
+ * yoga's `maskError`: expected failures keep their message and `code` (plus `field` for validation);
+ * GraphQL errors of our own (401/403/429, limits) pass as they are; anything else becomes
+ * "Unexpected error." (with details only in development).
+ */
+export function maskPostboxError(error: unknown, message: string, isDev?: boolean): Error {
+  const original = isGraphQLError(error) ? error.originalError : error;
+  if (isExposed(original)) {
+    const extensions: Record<string, unknown> = { code: original.code };
+    if (original instanceof ValidationError && original.field) extensions.field = original.field;
+    return createGraphQLError(original.message, {
+      ...(isGraphQLError(error) ? { nodes: error.nodes, path: error.path } : {}),
+      extensions,
+    });
+  }
+  return maskError(error, message, isDev);
+}
