@@ -26,7 +26,7 @@ const sha256 = (text: string): Buffer => createHash('sha256').update(text).diges
  */
 export async function createApiKey(
   db: Db,
-  input: { name: string; scopes: readonly string[] },
+  input: { name: string; scopes: readonly string[]; key?: string },
 ): Promise<{ id: string; key: string; scopes: Scope[] }> {
   const scopes = [...parseScopes(input.scopes)];
   const unknown = input.scopes.filter((scope) => !(SCOPES as readonly string[]).includes(scope));
@@ -38,6 +38,7 @@ export async function createApiKey(
   if (scopes.length === 0) throw new ValidationError('A key needs at least one scope', 'scopes');
   if (!input.name.trim() || input.name.length > 100)
     throw new ValidationError('A key needs a name (1–100 characters)', 'name');
+  if (input.key !== undefined) return installApiKey(db, input.key, input.name.trim(), scopes);
   const bytes = randomBytes(10);
   const prefix = [...bytes].map((byte) => alphabet[byte % alphabet.length]).join('');
   const secret = randomBytes(32).toString('base64url');
@@ -46,6 +47,31 @@ export async function createApiKey(
     values (${input.name.trim()}, ${prefix}, ${sha256(secret)}, ${scopes}::text[])
     returning id`.execute(db);
   return { id: rows[0]?.id as string, key: `pbx_${prefix}_${secret}`, scopes };
+}
+
+/**
+ * Installs a key chosen by the operator (e.g. from a deployment secret), idempotently: installing the same
+ * key again is a no-op; a different secret under an existing prefix is refused.
+ */
+async function installApiKey(
+  db: Db,
+  key: string,
+  name: string,
+  scopes: Scope[],
+): Promise<{ id: string; key: string; scopes: Scope[] }> {
+  const match = KEY_FORMAT.exec(key);
+  if (!match) throw new ValidationError('A key must look like pbx_<10 of a-z0-9>_<43 of A-Za-z0-9_->', 'key');
+  const [, prefix, secret] = match as unknown as [string, string, string];
+  const { rows } = await sql<{ id: string; secret_sha256: Buffer }>`
+    insert into postbox.api_keys (name, prefix, secret_sha256, scopes)
+    values (${name}, ${prefix}, ${sha256(secret)}, ${scopes}::text[])
+    on conflict (prefix) do update set prefix = excluded.prefix
+    returning id, secret_sha256`.execute(db);
+  const row = rows[0] as { id: string; secret_sha256: Buffer };
+  if (!timingSafeEqual(row.secret_sha256, sha256(secret))) {
+    throw new ValidationError(`Another key already uses the prefix ${prefix}`, 'key');
+  }
+  return { id: row.id, key, scopes };
 }
 
 /** Resolves an API key to its principal; `undefined` for a malformed, unknown or revoked key. */

@@ -14,6 +14,8 @@ export interface DemoOptions {
   readonly concurrency: number;
   /** GraphQL endpoint of a running service; omitted: start one in this process. */
   readonly url?: string | undefined;
+  /** API key (or JWT) for a service with auth on: sent as `Authorization: Bearer`, and on the WebSocket. */
+  readonly apiKey?: string | undefined;
   /** Give up waiting for orders to finish after this long, ms. Default `120000`. */
   readonly timeoutMs?: number;
   /** Share of orders the demo tries to cancel right after placing them, 0..1. Default `0.08`. */
@@ -64,14 +66,27 @@ export function registerDemoCommand(program: Command): void {
     .option('--concurrency <c>', 'placeOrder calls in flight at once', positiveInteger, 10)
     .option('--url <url>', 'GraphQL endpoint of a running service (default: start one in this process)')
     .option('--timeout <seconds>', 'give up waiting for orders after this long', positiveInteger, 120)
-    .action(async (options: { orders: number; concurrency: number; url?: string; timeout: number }) => {
-      await runDemo({
-        orders: options.orders,
-        concurrency: options.concurrency,
-        url: options.url,
-        timeoutMs: options.timeout * 1000,
-      });
-    });
+    .option(
+      '--api-key <key>',
+      'API key (admin scope: the demo also seeds products) for a service with auth on',
+    )
+    .action(
+      async (options: {
+        orders: number;
+        concurrency: number;
+        url?: string;
+        timeout: number;
+        apiKey?: string;
+      }) => {
+        await runDemo({
+          orders: options.orders,
+          concurrency: options.concurrency,
+          url: options.url,
+          apiKey: options.apiKey,
+          timeoutMs: options.timeout * 1000,
+        });
+      },
+    );
 }
 
 function positiveInteger(value: string): number {
@@ -112,6 +127,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
     url: url.replace(/^http/, 'ws'),
     webSocketImpl: WebSocket,
     retryAttempts: 3,
+    ...(options.apiKey ? { connectionParams: { authorization: `Bearer ${options.apiKey}` } } : {}),
   });
   try {
     const report = await drive(url, wsClient, options, progressOut);
@@ -137,7 +153,7 @@ async function drive(
 ): Promise<DemoReport> {
   const run = randomBytes(3).toString('hex');
   const prefix = `demo-${run}-`;
-  const gql = graphqlOver(url);
+  const gql = graphqlOver(url, options.apiKey);
   const orders = new Map<string, Tracked>();
   const finals = new Map<string, { status: string; at: number }>();
   const eventTypes: Record<string, number> = {};
@@ -334,7 +350,7 @@ function randomLines(catalogue: readonly CatalogueItem[]): Array<{ sku: string; 
 }
 
 /** A tiny GraphQL-over-HTTP client. */
-function graphqlOver(url: string) {
+function graphqlOver(url: string, apiKey?: string) {
   return async <T>(
     query: string,
     variables?: Record<string, unknown>,
@@ -344,6 +360,7 @@ function graphqlOver(url: string) {
       method: 'POST',
       headers: {
         'content-type': 'application/json',
+        ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}),
         ...(correlationId ? { 'x-correlation-id': correlationId } : {}),
       },
       body: JSON.stringify({ query, variables }),

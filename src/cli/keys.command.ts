@@ -29,13 +29,22 @@ export function registerKeysCommand(program: Command): void {
     .description(`create an API key; scopes: ${SCOPES.join(', ')}`)
     .requiredOption('--scopes <scopes>', 'comma-separated scopes, e.g. orders:write,events:read')
     .option('--name <name>', 'what the key is for', 'unnamed')
-    .action(async (options: { scopes: string; name: string }) => {
+    .option('--key <key>', 'install this key (pbx_…) instead of generating one; idempotent (for deployments)')
+    .action(async (options: { scopes: string; name: string; key?: string }) => {
       await withDatabase(async ({ db }) => {
         const scopes = options.scopes
           .split(',')
           .map((scope) => scope.trim())
           .filter(Boolean);
-        const created = await createApiKey(db, { name: options.name, scopes });
+        const created = await createApiKey(db, {
+          name: options.name,
+          scopes,
+          ...(options.key ? { key: options.key } : {}),
+        });
+        if (options.key) {
+          process.stderr.write(`key ${created.id} (${created.scopes.join(', ')}) installed\n`);
+          return;
+        }
         process.stdout.write(`${created.key}\n`);
         process.stderr.write(
           `key ${created.id} (${created.scopes.join(', ')}) created. Store it now: it cannot be shown again.\n` +

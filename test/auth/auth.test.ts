@@ -36,6 +36,24 @@ describe('API keys', () => {
     expect((await listApiKeys(t.db)).find((key) => key.id === created.id)?.revokedAt).toBeInstanceOf(Date);
   });
 
+  it('installs an operator-chosen key idempotently and refuses a different secret under its prefix', async () => {
+    const key = 'pbx_deploykey1_change-me-before-exposing-this-anywhere-001';
+    const first = await createApiKey(t.db, { name: 'deploy', scopes: ['admin'], key });
+    const again = await createApiKey(t.db, { name: 'deploy', scopes: ['admin'], key });
+    expect(again.id).toBe(first.id);
+    expect((await verifyApiKey(t.db, key))?.id).toBe(`key:${first.id}`);
+    await expect(
+      createApiKey(t.db, {
+        name: 'x',
+        scopes: ['admin'],
+        key: 'pbx_deploykey1_another-secret-of-forty-three-characters-xx',
+      }),
+    ).rejects.toThrow(/prefix/);
+    await expect(
+      createApiKey(t.db, { name: 'x', scopes: ['admin'], key: 'pbx_short' }),
+    ).rejects.toBeInstanceOf(ValidationError);
+  });
+
   it('rejects unknown scopes and empty names', async () => {
     await expect(createApiKey(t.db, { name: 'x', scopes: ['root'] })).rejects.toBeInstanceOf(ValidationError);
     await expect(createApiKey(t.db, { name: ' ', scopes: ['admin'] })).rejects.toBeInstanceOf(

@@ -88,5 +88,15 @@ describe('docker-compose.yml', () => {
     const config = loadConfig(environmentOf(postbox ?? {}));
     expect(config.databaseUrl).toBe(environmentOf(postbox ?? {}).DATABASE_URL);
     expect(config.port).toBe(4000);
+    expect(config.auth).toBe(true);
+  });
+
+  it('requires auth and installs a well-formed admin key before serving', () => {
+    const env = environmentOf(postbox ?? {});
+    expect(env.POSTBOX_AUTH).toBe('on');
+    expect(env.POSTBOX_COMPOSE_KEY).toMatch(/^pbx_[a-z0-9]{10}_[A-Za-z0-9_-]{43}$/);
+    const command = String(postbox?.command ?? '');
+    expect(command).toMatch(/keys create --name compose --scopes admin --key/);
+    expect(command.indexOf('keys create')).toBeLessThan(command.indexOf('serve'));
   });
 });
