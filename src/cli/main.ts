@@ -1,9 +1,11 @@
 import { Command } from 'commander';
 import { registerBenchCommand } from './bench.command.ts';
+import { registerConsumersCommand } from './consumers.command.ts';
 import { registerDemoCommand } from './demo.command.ts';
 import { registerKeysCommand } from './keys.command.ts';
 import { registerMigrateCommand } from './migrate.command.ts';
 import { registerServeCommand } from './serve.command.ts';
+import { registerSqlCommand } from './sql.command.ts';
 
 /**
  * `postbox <command>`. Each command lives in its own `*.command.ts` and registers itself here, so later
@@ -22,6 +24,8 @@ export function buildCli(): Command {
   registerDemoCommand(program);
   registerBenchCommand(program);
   registerKeysCommand(program);
+  registerConsumersCommand(program);
+  registerSqlCommand(program);
   return program;
 }
 
