@@ -136,7 +136,7 @@ export async function startPostbox(options: PostboxOptions): Promise<Postbox> {
   // re-runs a drain that finds nothing new.
   const jobPool = createPool({
     connectionString: options.connectionString,
-    max: (options.concurrency ?? 8) + 4,
+    max: (options.concurrency ?? 8) * 2 + 4,
     applicationName: 'postbox-worker',
     options: '-c synchronous_commit=off',
     logger,
@@ -183,6 +183,15 @@ export async function startPostbox(options: PostboxOptions): Promise<Postbox> {
         await relay.stop();
         await runner.stop();
         await workerUtils.release();
+        // graphile-worker does not await its last job completions; let them get a connection and finish
+        // before the pool ends (pg-pool would leave them waiting until the connect timeout, then reject).
+        const deadline = Date.now() + 5000;
+        while (
+          (jobPool.waitingCount > 0 || jobPool.idleCount < jobPool.totalCount) &&
+          Date.now() < deadline
+        ) {
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
         await jobPool.end();
         unguard();
       })();

@@ -16,7 +16,9 @@ function isConnectionLoss(error: unknown): boolean {
   if (typeof code === 'string' && (connectionCodes.has(code) || code.startsWith('08'))) return true;
   return (
     typeof message === 'string' &&
-    /Connection terminated|Client has encountered a connection error/.test(message)
+    /Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect|Cannot use a pool after calling end/.test(
+      message,
+    )
   );
 }
 

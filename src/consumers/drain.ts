@@ -57,6 +57,7 @@ interface PartitionState {
   has_redrives: boolean;
   /** Next new events after the checkpoint (JSON: occurred_at as an ISO string). */
   batch: Array<Omit<EventRow, 'occurred_at'> & { occurred_at: string }> | null;
+  head: { logXid: string; position: string } | null;
 }
 
 interface RedriveRow extends EventRow {
@@ -81,6 +82,18 @@ class RerunCarefully extends Error {
 }
 
 const streamKey = (streamType: string, streamId: string): string => `${streamType}\u0000${streamId}`;
+
+/** How long a drain waits for its partition's lock before it reports `busy`. */
+const LOCK_WAIT = '250ms';
+
+/** (log_xid, position) order of two log points. */
+const isAfter = (
+  a: { logXid: string; position: string },
+  b: { logXid: string; position: string },
+): boolean => {
+  const [ax, bx] = [BigInt(a.logXid), BigInt(b.logXid)];
+  return ax > bx || (ax === bx && BigInt(a.position) > BigInt(b.position));
+};
 
 /**
  * Delivers the next batch of one consumer partition in ONE transaction: handler writes, appended events,
@@ -111,12 +124,17 @@ export async function drainPartition(
     const trx = await db.startTransaction().execute();
     try {
       // A handler's slow query is cut at the handler timeout too (the JS timer alone cannot stop a query).
-      const { rows: lock } = await sql<{ locked: boolean }>`
-        select set_config('statement_timeout', ${String(consumer.timeoutMs)}, true),
-               pg_try_advisory_xact_lock(hashtext(${`postbox:${consumer.name}`}), ${partition}) as locked`.execute(
-        trx,
-      );
-      if (!lock[0]?.locked) {
+      // A partition held by another drainer is usually released within milliseconds (its batch commits):
+      // wait for it up to LOCK_WAIT, rather than give up and come back later, which put whole re-queue
+      // delays into the latency tail. (The select list is evaluated left to right: the timeouts are set
+      // before the lock is requested.)
+      try {
+        await sql`
+          select set_config('statement_timeout', ${String(consumer.timeoutMs)}, true),
+                 set_config('lock_timeout', ${LOCK_WAIT}, true),
+                 pg_advisory_xact_lock(hashtext(${`postbox:${consumer.name}`}), ${partition})`.execute(trx);
+      } catch (error) {
+        if ((error as { code?: string }).code !== '55P03') throw error; // 55P03: lock_not_available
         await trx.rollback().execute();
         return { status: 'busy', handled: 0, failed: 0, nextRetryAt: undefined };
       }
@@ -178,7 +196,8 @@ async function runBatch(
   // Read the state only now, in a statement that starts after the lock was granted: a snapshot taken
   // before could miss the previous drainer's checkpoint and deliver its events again.
   const { rows: stateRows } = await sql<PartitionState>`
-    select c.status, p.checkpoint_xid, p.checkpoint_position,
+    select set_config('lock_timeout', '0', true) as lock_timeout_reset, -- handlers wait for locks normally
+      c.status, p.checkpoint_xid, p.checkpoint_position,
       coalesce((select json_agg(json_build_object(
                   'stream_type', b.stream_type, 'stream_id', b.stream_id, 'event_position', b.event_position::text,
                   'stream_version', b.stream_version, 'attempts', b.attempts, 'next_attempt_at', b.next_attempt_at,
@@ -204,7 +223,13 @@ async function runBatch(
                 and outbox.partition_of(e.stream_id, c.partitions) = p.partition
               order by e.log_xid, e.position
               limit ${consumer.batchSize}) e)
-      end as batch
+      end as batch,
+      -- The last readable event of the whole log, seen by the same snapshot: when the batch is not full,
+      -- every matching event up to it was in the batch, so the checkpoint may move there (a consumer of
+      -- rare types then does not re-read the same non-matching events on every drain).
+      (select json_build_object('logXid', h.log_xid::text, 'position', h.position::text)
+       from outbox.events h where h.log_xid < pg_snapshot_xmin(pg_current_snapshot())
+       order by h.log_xid desc, h.position desc limit 1) as head
     from outbox.consumers c join outbox.consumer_partitions p on p.consumer = c.name
     where c.name = ${consumer.name} and p.partition = ${partition}`.execute(trx);
   const state = stateRows[0];
@@ -216,7 +241,7 @@ async function runBatch(
   if (state.has_redrives) more = (await batch.redrive()) || more;
   more = (await batch.retryDueStreams()) || more;
   const fresh = (state.batch ?? []).map((row) => ({ ...row, occurred_at: new Date(row.occurred_at) }));
-  more = (await batch.deliverNew(fresh)) || more;
+  more = (await batch.deliverNew(fresh, state.head)) || more;
   await batch.saveCheckpoint();
   return {
     status: more ? 'more' : 'drained',
@@ -357,7 +382,10 @@ class Batch {
   }
 
   /** New events after the checkpoint (read gap-safely with the state), skipping streams that are blocked. */
-  async deliverNew(rows: readonly EventRow[]): Promise<boolean> {
+  async deliverNew(
+    rows: readonly EventRow[],
+    head: { logXid: string; position: string } | null,
+  ): Promise<boolean> {
     const consumer = this.consumer;
     for (const row of rows) {
       if (this.blocked.has(streamKey(row.stream_type, row.stream_id))) continue; // waits behind its stream's failure
@@ -369,7 +397,12 @@ class Batch {
       this.checkpoint = { logXid: last.log_xid, position: last.position };
       this.checkpointMoved = true;
     }
-    return rows.length === consumer.batchSize;
+    const full = rows.length === consumer.batchSize;
+    if (!full && head && isAfter(head, this.checkpoint)) {
+      this.checkpoint = head;
+      this.checkpointMoved = true;
+    }
+    return full;
   }
 
   async saveCheckpoint(): Promise<void> {
