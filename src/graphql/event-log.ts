@@ -1,14 +1,9 @@
 import { type Kysely, sql } from 'kysely';
 import type { RecordedEvent } from '../outbox/event.ts';
-import { type EventRow, eventColumns, LOG_START, type LogFilter, type LogPoint } from '../outbox/read.ts';
+import { type EventRow, LOG_START, type LogFilter, type LogPoint, readLogAfter } from '../outbox/read.ts';
 
-/** What the API lets clients filter the log by (connection and subscriptions alike). */
-export interface EventFilter extends LogFilter {
-  /** Only events with `occurredAt >= from`. */
-  readonly from?: Date | undefined;
-  /** Only events with `occurredAt < to`. */
-  readonly to?: Date | undefined;
-}
+/** What the API lets clients filter the log by (connection and subscriptions alike): the engine's filter. */
+export type EventFilter = LogFilter;
 
 /** Options of {@link readEventPage}. */
 export interface ReadEventPageOptions {
@@ -18,31 +13,17 @@ export interface ReadEventPageOptions {
 }
 
 /**
- * Reads committed events after a point, in the log's gap-safe read order — `readLogAfter`'s predicate
- * (`(log_xid, position) > after and log_xid < pg_snapshot_xmin(pg_current_snapshot())`), plus the
- * `occurredAt` range that `readLogAfter` has no filter for. Both the `events` connection and subscription
- * catch-up read through here, so one cursor means the same place in both.
+ * Reads committed events after a point, in the log's gap-safe read order (the engine's `readLogAfter`).
+ * Both the `events` connection and subscription catch-up read through here, so one cursor means the same
+ * place in both.
  */
 export async function readEventPage<DB>(db: Kysely<DB>, options: ReadEventPageOptions): Promise<EventRow[]> {
-  const after = options.after ?? LOG_START;
-  const filter = options.filter ?? {};
-  const conditions = [
-    sql`(e.log_xid, e.position) > (${after.logXid}::xid8, ${after.position}::bigint)`,
-    sql`e.log_xid < pg_snapshot_xmin(pg_current_snapshot())`,
-  ];
-  if (filter.types && filter.types.length > 0)
-    conditions.push(sql`e.type = any(${[...filter.types]}::text[])`);
-  if (filter.streamType) conditions.push(sql`e.stream_type = ${filter.streamType}`);
-  if (filter.streamId) conditions.push(sql`e.stream_id = ${filter.streamId}`);
-  if (filter.correlationId) conditions.push(sql`e.metadata ->> 'correlationId' = ${filter.correlationId}`);
-  if (filter.from) conditions.push(sql`e.occurred_at >= ${filter.from}`);
-  if (filter.to) conditions.push(sql`e.occurred_at < ${filter.to}`);
-  const { rows } = await sql<EventRow>`
-    select ${eventColumns} from outbox.events e
-    where ${sql.join(conditions, sql` and `)}
-    order by e.log_xid, e.position
-    limit ${Math.max(1, Math.min(options.limit, 10_000))}`.execute(db);
-  return rows;
+  const page = await readLogAfter(db, {
+    ...(options.after ? { after: options.after } : {}),
+    limit: options.limit,
+    ...(options.filter ? { filter: options.filter } : {}),
+  });
+  return page.rows;
 }
 
 /**

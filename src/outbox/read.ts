@@ -105,6 +105,10 @@ export interface LogFilter {
   readonly streamType?: string;
   readonly streamId?: string;
   readonly correlationId?: string;
+  /** Only events with `occurred_at >= from`. */
+  readonly from?: Date | undefined;
+  /** Only events with `occurred_at < to`. */
+  readonly to?: Date | undefined;
 }
 
 /** Options of {@link readLogAfter}. */
@@ -151,6 +155,8 @@ export async function readLogAfter(
   if (filter.streamType) conditions.push(sql`e.stream_type = ${filter.streamType}`);
   if (filter.streamId) conditions.push(sql`e.stream_id = ${filter.streamId}`);
   if (filter.correlationId) conditions.push(sql`e.metadata ->> 'correlationId' = ${filter.correlationId}`);
+  if (filter.from) conditions.push(sql`e.occurred_at >= ${filter.from}`);
+  if (filter.to) conditions.push(sql`e.occurred_at < ${filter.to}`);
   const { rows } = await sql<EventRow>`
     select ${eventColumns} from outbox.events e
     where ${sql.join(conditions, sql` and `)}
