@@ -83,8 +83,34 @@ class RerunCarefully extends Error {
 
 const streamKey = (streamType: string, streamId: string): string => `${streamType}\u0000${streamId}`;
 
-/** How long a drain waits for its partition's lock before it reports `busy`. */
+/**
+ * How long a drain waits for its partition's lock before it reports `busy`. A careful rerun (after a handler
+ * timed out and its transaction had to be abandoned) waits longer than any handler may take: otherwise a
+ * drain queued on the lock takes the partition, calls the same hanging handler, and the failure is never
+ * recorded (a livelock seen on PostgreSQL 15 in the timeout test).
+ */
 const LOCK_WAIT = '250ms';
+
+/**
+ * Handler failures this process has seen but not yet recorded (their transaction was abandoned). Shared by
+ * all drains of the process, so a drain that takes over the partition does not call a known-failing handler
+ * again for the same attempt; entries go when recorded, or after five minutes.
+ */
+const recentFailures = (() => {
+  const entries = new Map<string, { failure: Failure; at: number }>();
+  return {
+    remember(consumer: string, eventId: string, failure: Failure): void {
+      entries.set(`${consumer}:${eventId}`, { failure, at: Date.now() });
+    },
+    take(consumer: string, eventId: string, remove: boolean): Failure | undefined {
+      const key = `${consumer}:${eventId}`;
+      const entry = entries.get(key);
+      if (!entry) return undefined;
+      if (remove || Date.now() - entry.at > 300_000) entries.delete(key);
+      return Date.now() - entry.at > 300_000 ? undefined : entry.failure;
+    },
+  };
+})();
 
 /** (log_xid, position) order of two log points. */
 const isAfter = (
@@ -131,7 +157,7 @@ export async function drainPartition(
       try {
         await sql`
           select set_config('statement_timeout', ${String(consumer.timeoutMs)}, true),
-                 set_config('lock_timeout', ${LOCK_WAIT}, true),
+                 set_config('lock_timeout', ${careful ? `${consumer.timeoutMs * 2 + 1000}ms` : LOCK_WAIT}, true),
                  pg_advisory_xact_lock(hashtext(${`postbox:${consumer.name}`}), ${partition})`.execute(trx);
       } catch (error) {
         if ((error as { code?: string }).code !== '55P03') throw error; // 55P03: lock_not_available
@@ -428,8 +454,14 @@ class Batch {
    * batch (rerun carefully); in careful mode the handler's writes are undone by its savepoint.
    */
   private async deliver(row: EventRow, attempt: number): Promise<Failure | undefined> {
-    const known = this.knownFailures.get(row.id);
-    if (known) return known; // failed earlier in this batch: not called twice for one attempt
+    const known = this.knownFailures.get(row.id) ?? recentFailures.take(this.consumer.name, row.id, false);
+    if (known) {
+      // Failed earlier in this batch, or in another drain of this process that lost the partition before it
+      // could record it: not called twice for one attempt. The fast path reruns carefully to record it.
+      if (!this.careful) throw new RerunCarefully(false);
+      this.knownFailures.set(row.id, known);
+      return known;
+    }
     const started = performance.now();
     const savepoint = this.careful ? `d${++this.savepointCounter}` : undefined;
     if (savepoint) await sql.raw(`savepoint ${savepoint}`).execute(this.trx);
@@ -442,6 +474,7 @@ class Batch {
       return undefined;
     }
     this.knownFailures.set(row.id, failure);
+    recentFailures.remember(this.consumer.name, row.id, failure);
     if (!this.careful || failure.poisonsTransaction) throw new RerunCarefully(failure.poisonsTransaction);
     await sql.raw(`rollback to savepoint ${savepoint}`).execute(this.trx);
     return failure;
@@ -524,6 +557,7 @@ class Batch {
     firstFailedAt: string | undefined,
   ): Promise<boolean> {
     this.failed++;
+    recentFailures.take(this.consumer.name, row.id, true);
     const policy = this.consumer.retry;
     const exhausted = attempt >= policy.maxAttempts;
     const message = failure.error.message.slice(0, 4000);
