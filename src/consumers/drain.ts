@@ -3,7 +3,13 @@ import type { Database, Db } from '../db/database.ts';
 import { HandlerTimeoutError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { withHandlerSpan } from '../observability/trace.ts';
-import { type EventRegistry, type EventRow, eventColumns, toRecordedEvent } from '../outbox/read.ts';
+import {
+  comparePoints,
+  type EventRegistry,
+  type EventRow,
+  eventColumns,
+  toRecordedEvent,
+} from '../outbox/read.ts';
 import { type ConsumerDefinition, type HandlerContext, retryDelayMs } from './consumer.ts';
 
 /** Outcome of one {@link drainPartition} call (one delivery transaction). */
@@ -111,15 +117,6 @@ const recentFailures = (() => {
     },
   };
 })();
-
-/** (log_xid, position) order of two log points. */
-const isAfter = (
-  a: { logXid: string; position: string },
-  b: { logXid: string; position: string },
-): boolean => {
-  const [ax, bx] = [BigInt(a.logXid), BigInt(b.logXid)];
-  return ax > bx || (ax === bx && BigInt(a.position) > BigInt(b.position));
-};
 
 /**
  * Delivers the next batch of one consumer partition in ONE transaction: handler writes, appended events,
@@ -424,7 +421,7 @@ class Batch {
       this.checkpointMoved = true;
     }
     const full = rows.length === consumer.batchSize;
-    if (!full && head && isAfter(head, this.checkpoint)) {
+    if (!full && head && comparePoints(head, this.checkpoint) > 0) {
       this.checkpoint = head;
       this.checkpointMoved = true;
     }

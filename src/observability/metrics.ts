@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { DeliveryOutcome } from '../consumers/drain.ts';
 import type { Db } from '../db/database.ts';
+import { readLogHead } from '../outbox/read.ts';
 
 /** Postbox's Prometheus metrics and the hooks that feed them. */
 export interface Metrics {
@@ -133,13 +134,7 @@ export function createMetrics(db: Db, options: { defaultMetrics?: boolean } = {}
     }
     if (!logCursor) {
       // Start counting at the current end of the readable log.
-      const { rows: head } = await sql<{ log_xid: string; position: string }>`
-        select log_xid::text, position::text from outbox.events
-        where log_xid < pg_snapshot_xmin(pg_current_snapshot())
-        order by log_xid desc, position desc limit 1`.execute(db);
-      logCursor = head[0]
-        ? { logXid: head[0].log_xid, position: head[0].position }
-        : { logXid: '0', position: '0' };
+      logCursor = await readLogHead(db);
       return;
     }
     const { rows: counts } = await sql<{ type: string; n: string; last_xid: string; last_position: string }>`

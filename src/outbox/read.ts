@@ -179,3 +179,25 @@ export async function readStream(
     order by e.stream_version`.execute(db);
   return rows;
 }
+
+/**
+ * The newest point readable now (gap-safely): every event at or before it is committed and visible, and no
+ * event can still appear before it. `LOG_START` for an empty log.
+ */
+export async function readLogHead(db: QueryExecutorProvider): Promise<LogPoint> {
+  const { rows } = await sql<{ log_xid: string; position: string }>`
+    select e.log_xid, e.position from outbox.events e
+    where e.log_xid < pg_snapshot_xmin(pg_current_snapshot())
+    order by e.log_xid desc, e.position desc
+    limit 1`.execute(db);
+  const row = rows[0];
+  return row ? { logXid: row.log_xid, position: row.position } : LOG_START;
+}
+
+/** Orders two log points: negative when `a` comes first. */
+export function comparePoints(a: LogPoint, b: LogPoint): number {
+  const xid = BigInt(a.logXid) - BigInt(b.logXid);
+  if (xid !== 0n) return xid < 0n ? -1 : 1;
+  const position = BigInt(a.position) - BigInt(b.position);
+  return position === 0n ? 0 : position < 0n ? -1 : 1;
+}
