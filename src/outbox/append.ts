@@ -1,4 +1,5 @@
 import { type QueryExecutorProvider, sql } from 'kysely';
+import { PREPARE } from '../db/prepared.ts';
 import { ConcurrencyError, ValidationError } from '../errors.ts';
 import type { EventMetadata, NewEvent } from './event.ts';
 
@@ -151,7 +152,8 @@ async function appendToStream(
 
   let rows: InsertedRow[];
   try {
-    const result = await sql<InsertedRow>`
+    // Prepared (parsed and planned once per connection): planning this CTE costs more than running it.
+    const result = await sql<InsertedRow>`${sql.raw(PREPARE)}
       with head as (${lockStream})
       insert into outbox.events
         (id, log_xid, stream_type, stream_id, stream_version, type, schema_version, payload, metadata, occurred_at)
