@@ -8,7 +8,8 @@ import {
 } from 'graphile-worker';
 import type pg from 'pg';
 import type { ConsumerDefinition } from './consumers/consumer.ts';
-import { type DeliveryOutcome, drainPartition } from './consumers/drain.ts';
+import type { DeliveryOutcome } from './consumers/drain.ts';
+import { DrainRunner } from './consumers/drain-runner.ts';
 import { registerConsumers } from './consumers/register.ts';
 import { createDb, type Db } from './db/database.ts';
 import { createPool } from './db/pool.ts';
@@ -16,7 +17,7 @@ import { type Logger, silentLogger } from './logger.ts';
 import type { EventDefinition } from './outbox/event.ts';
 import { createEventRegistry } from './outbox/read.ts';
 import { Relay } from './relay/relay.ts';
-import { DRAIN_TASK, type DrainJobPayload, drainJobKey, scheduleRetry } from './relay/schedule.ts';
+import { DRAIN_TASK, type DrainJobPayload } from './relay/schedule.ts';
 import { guardWorkerRejections } from './worker-rejections.ts';
 
 /** Options of {@link startPostbox}. */
@@ -37,6 +38,12 @@ export interface PostboxOptions {
    * backlog on one partition from starving the others. Default `1000`.
    */
   readonly drainBudgetMs?: number;
+  /**
+   * Partitions this process drains at once when the relay leading here hands them over directly (no job
+   * round trip; see src/consumers/drain-runner.ts), on top of `concurrency` queued drain jobs. `0` sends
+   * everything through the job queue. Default: `concurrency`.
+   */
+  readonly handoffConcurrency?: number;
   readonly logger?: Logger;
   /** Observes each handler call (metrics). */
   readonly onDelivery?: (outcome: DeliveryOutcome) => void;
@@ -82,45 +89,25 @@ export async function startPostbox(options: PostboxOptions): Promise<Postbox> {
   ]);
   await registerConsumers(db, options.consumers);
   const unguard = (options.guardWorkerRejections ?? true) ? guardWorkerRejections(logger) : () => {};
-  const budgetMs = options.drainBudgetMs ?? 1000;
-
+  const concurrency = options.concurrency ?? 8;
+  // Resolved once graphile-worker's utilities exist (the runner needs the task, the task needs addJobs).
+  let workerUtils: WorkerUtils | undefined;
+  const drains = new DrainRunner({
+    db,
+    consumers,
+    registry,
+    logger,
+    ...(options.onDelivery ? { onDelivery: options.onDelivery } : {}),
+    addJobs: (specs, preserveRunAt) => {
+      if (!workerUtils) throw new Error('postbox: worker utilities are not ready');
+      return workerUtils.addJobs(specs, preserveRunAt);
+    },
+    jobBudgetMs: options.drainBudgetMs ?? 1000,
+    localConcurrency: options.handoffConcurrency ?? concurrency,
+  });
   const drainTask: Task = async (rawPayload, helpers) => {
     const payload = rawPayload as DrainJobPayload;
-    const consumer = consumers.get(payload.consumer);
-    if (!consumer) return; // a consumer this process does not run (removed, or another deployment's)
-    const target = { consumer: payload.consumer, partition: payload.partition };
-    const deadline = Date.now() + budgetMs;
-    for (;;) {
-      const result = await drainPartition(db, consumer, payload.partition, {
-        logger,
-        registry,
-        ...(options.onDelivery ? { onDelivery: options.onDelivery } : {}),
-      });
-      if (result.nextRetryAt) await scheduleRetry(helpers.addJobs, target, result.nextRetryAt);
-      if (result.status === 'busy') {
-        // Another drainer holds the partition. It may be finishing just as news arrived; look again shortly.
-        await helpers.addJobs(
-          [
-            {
-              identifier: DRAIN_TASK,
-              payload: target,
-              jobKey: drainJobKey(target),
-              runAt: new Date(Date.now() + 50),
-            },
-          ],
-          true,
-        );
-        return;
-      }
-      if (result.status !== 'more') return;
-      if (Date.now() >= deadline) {
-        await helpers.addJobs(
-          [{ identifier: DRAIN_TASK, payload: target, jobKey: drainJobKey(target) }],
-          true,
-        );
-        return;
-      }
-    }
+    await drains.runJob({ consumer: payload.consumer, partition: payload.partition }, helpers.addJobs);
   };
 
   const workerLogger = new WorkerLogger((scope) => (level, message, meta) => {
@@ -136,24 +123,26 @@ export async function startPostbox(options: PostboxOptions): Promise<Postbox> {
   // re-runs a drain that finds nothing new.
   const jobPool = createPool({
     connectionString: options.connectionString,
-    max: (options.concurrency ?? 8) * 2 + 4,
+    max: concurrency * 2 + 4,
     applicationName: 'postbox-worker',
     options: '-c synchronous_commit=off',
     logger,
   });
   const runner = await run({
     pgPool: jobPool,
-    concurrency: options.concurrency ?? 8,
+    concurrency,
     noHandleSignals: true,
     pollInterval: options.pollIntervalMs ?? 2000,
     logger: workerLogger,
     taskList: { [DRAIN_TASK]: drainTask },
   });
-  const workerUtils = await makeWorkerUtils({ pgPool: jobPool, logger: workerLogger });
+  workerUtils = await makeWorkerUtils({ pgPool: jobPool, logger: workerLogger });
+  const utils = workerUtils;
   const relay = new Relay({
     connectionString: options.connectionString,
     consumers: [...consumers.keys()],
-    addJobs: workerUtils.addJobs,
+    addJobs: utils.addJobs,
+    ...(options.handoffConcurrency === 0 ? {} : { handoff: (targets) => drains.offer(targets) }),
     pollIntervalMs: options.pollIntervalMs ?? 2000,
     logger,
     ...(options.onRelayActivity ? { onActivity: options.onRelayActivity } : {}),
@@ -175,14 +164,15 @@ export async function startPostbox(options: PostboxOptions): Promise<Postbox> {
     db,
     relay,
     runner,
-    workerUtils,
+    workerUtils: utils,
     requestPoll: () => relay.requestPoll(),
     isRunning: () => running && !stopping,
     stop() {
       stopping ??= (async () => {
         await relay.stop();
+        await drains.stop();
         await runner.stop();
-        await workerUtils.release();
+        await utils.release();
         // graphile-worker does not await its last job completions; let them get a connection and finish
         // before the pool ends (pg-pool would leave them waiting until the connect timeout, then reject).
         const deadline = Date.now() + 5000;

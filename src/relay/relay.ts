@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { AddJobsFunction } from 'graphile-worker';
 import pg from 'pg';
 import type { Logger } from '../logger.ts';
-import { DRAIN_TASK, type DrainTarget, scheduleDrains } from './schedule.ts';
+import { type DrainTarget, scheduleDrains } from './schedule.ts';
 
 /** Channel of the wake-up NOTIFY sent by `outbox.wake_relay()` (payload '') and by admin actions ('poll'). */
 export const WAKE_CHANNEL = 'postbox_events';
@@ -23,6 +23,11 @@ export interface RelayOptions {
   /** Consumers this process knows; only they are scheduled. */
   readonly consumers: readonly string[];
   readonly addJobs: AddJobsFunction;
+  /**
+   * Direct hand-off of a scan's partitions to drains in this process; returns those it did not take, which
+   * are enqueued. Omitted: every partition is enqueued.
+   */
+  readonly handoff?: (targets: readonly DrainTarget[]) => DrainTarget[];
   /** The guarantee behind the wake-ups: every this many ms the relay looks for any partition with work. */
   readonly pollIntervalMs: number;
   readonly logger: Logger;
@@ -34,7 +39,7 @@ interface ScanRow {
   count: number;
   last_xid: string | null;
   last_position: string | null;
-  scheduled: number;
+  targets: DrainTarget[] | null;
   woke: number;
   unreadable: boolean;
   xmin: string;
@@ -166,10 +171,12 @@ export class Relay {
   }
 
   /**
-   * Enqueues drains for newly readable events after the cursor, in ONE statement: it reads the batch
-   * gap-safely, computes the (consumer, partition) pairs concerned, adds their jobs through
-   * graphile-worker's SQL API (`add_jobs`, one NOTIFY to the workers), and marks the relay awake if it had
-   * marked itself asleep (writers stop sending NOTIFYs). One round trip from wake-up to scheduled work.
+   * Schedules drains for newly readable events after the cursor. ONE statement reads the batch
+   * gap-safely, computes the (consumer, partition) pairs concerned, and marks the relay awake if it had
+   * marked itself asleep (writers stop sending NOTIFYs). The pairs go to this process's drains directly
+   * ({@link RelayOptions.handoff}) while it has free slots; the rest become drain jobs in one `add_jobs`
+   * call. Advancing the cursor before the drains commit is safe: whatever a crash loses here is after a
+   * checkpoint, where the poll finds it.
    */
   private async scan(client: pg.Client): Promise<{ count: number; unreadable: boolean; xmin: string }> {
     if (!this.cursor) await this.initCursor(client);
@@ -190,34 +197,32 @@ export class Relay {
          join outbox.consumers c on b.type = any (c.event_types)
            and (c.stream_types is null or b.stream_type = any (c.stream_types))
          where c.status = 'active' and c.name = any ($3::text[])
-       ), specs as (
-         select array_agg(row($4::text, json_build_object('consumer', consumer, 'partition', partition), null, null, 5,
-                              'postbox:drain:' || consumer || ':' || partition, null, null)::graphile_worker.job_spec) as specs
-         from targets having count(*) > 0
-       ), scheduled as (
-         select count(*)::int as n from specs, lateral graphile_worker.add_jobs(specs.specs, true)
        ), awake as (
          update outbox.relay_state set sleeping = false, updated_at = now()
-         where sleeping and $5::boolean and exists (select 1 from batch)
+         where sleeping and $4::boolean and exists (select 1 from batch)
          returning 1
        )
        select (select count(*) from batch)::int as count,
               (select log_xid::text from last) as last_xid,
               (select position::text from last) as last_position,
-              coalesce((select n from scheduled), 0) as scheduled,
+              (select json_agg(json_build_object('consumer', consumer, 'partition', partition)) from targets)
+                as targets,
               (select count(*) from awake)::int as woke,
               not exists (select 1 from batch)
                 and exists (select 1 from outbox.events e
                             where (e.log_xid, e.position) > ($1::xid8, $2::bigint)) as unreadable,
               pg_snapshot_xmin(pg_current_snapshot())::text as xmin`,
-      [cursor.logXid, cursor.position, this.options.consumers, DRAIN_TASK, this.asleep],
+      [cursor.logXid, cursor.position, this.options.consumers, this.asleep],
     );
     const row = rows[0];
     const xmin = row?.xmin ?? '0';
     if (!row || row.count === 0) return { count: 0, unreadable: row?.unreadable ?? false, xmin };
     if (row.woke > 0 || this.asleep) this.asleep = false;
     this.cursor = { logXid: row.last_xid as string, position: row.last_position as string };
-    this.options.onActivity?.('scan', row.scheduled);
+    const targets = row.targets ?? [];
+    const queued = this.options.handoff ? this.options.handoff(targets) : targets;
+    await scheduleDrains(this.options.addJobs, queued);
+    this.options.onActivity?.('scan', targets.length);
     return { count: row.count, unreadable: false, xmin };
   }
 
