@@ -1,5 +1,7 @@
 import { type ControlledTransaction, sql } from 'kysely';
+import pg from 'pg';
 import type { Database, Db } from '../db/database.ts';
+import { PREPARE } from '../db/prepared.ts';
 import { HandlerTimeoutError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { withHandlerSpan } from '../observability/trace.ts';
@@ -151,20 +153,29 @@ export async function drainPartition(
       // wait for it up to LOCK_WAIT, rather than give up and come back later, which put whole re-queue
       // delays into the latency tail. (The select list is evaluated left to right: the timeouts are set
       // before the lock is requested.)
+      //
+      // The savepoint rides in the same round trip: without parameters the statement goes over pg's simple
+      // protocol, which takes several statements at once. Every value inlined here is an integer or the
+      // consumer's name (lower-case letters, digits, `-`, `_`; checked by defineConsumer) as a literal.
+      const lockWait = careful ? `${Math.trunc(consumer.timeoutMs * 2 + 1000)}ms` : LOCK_WAIT;
       try {
-        await sql`
-          select set_config('statement_timeout', ${String(consumer.timeoutMs)}, true),
-                 set_config('lock_timeout', ${careful ? `${consumer.timeoutMs * 2 + 1000}ms` : LOCK_WAIT}, true),
-                 pg_advisory_xact_lock(hashtext(${`postbox:${consumer.name}`}), ${partition})`.execute(trx);
+        await sql
+          .raw(
+            `select set_config('statement_timeout', '${Math.trunc(consumer.timeoutMs)}', true),
+                    set_config('lock_timeout', '${lockWait}', true),
+                    pg_advisory_xact_lock(hashtext(${pg.escapeLiteral(`postbox:${consumer.name}`)}), ${Math.trunc(partition)});
+             savepoint batch`,
+          )
+          .execute(trx);
       } catch (error) {
         if ((error as { code?: string }).code !== '55P03') throw error; // 55P03: lock_not_available
         await trx.rollback().execute();
         return { status: 'busy', handled: 0, failed: 0, nextRetryAt: undefined };
       }
       for (;;) {
-        // The lock was taken before this savepoint: a rerun after a failure keeps the partition, so no other
-        // drainer can slip in and call the failed handler again for the same attempt.
-        await sql`savepoint batch`.execute(trx);
+        // The lock was taken before the savepoint `batch`: a rerun after a failure (rollback to it, which
+        // keeps it) keeps the partition, so no other drainer can slip in and call the failed handler again
+        // for the same attempt.
         const outcomes: DeliveryOutcome[] = [];
         try {
           const result = await runBatch(trx, consumer, partition, options, knownFailures, careful, outcomes);
@@ -218,7 +229,9 @@ async function runBatch(
   });
   // Read the state only now, in a statement that starts after the lock was granted: a snapshot taken
   // before could miss the previous drainer's checkpoint and deliver its events again.
-  const { rows: stateRows } = await sql<PartitionState>`
+  // Prepared: planning this statement cost more than running it; its plan does not depend on the
+  // parameters (one consumer partition row, then index walks from its checkpoint).
+  const { rows: stateRows } = await sql<PartitionState>`${sql.raw(PREPARE)}
     select set_config('lock_timeout', '0', true) as lock_timeout_reset, -- handlers wait for locks normally
       c.status, p.checkpoint_xid, p.checkpoint_position,
       coalesce((select json_agg(json_build_object(
