@@ -107,7 +107,14 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         await api.close();
         slowClients.close();
         server.closeIdleConnections();
-        await Promise.race([closed, sleep(options.shutdownGraceMs ?? 5000)]);
+        // The grace timer is cancelled once the server has closed: left running, it kept the process
+        // alive for the full grace period after a clean shutdown (SIGTERM took 5 s to exit).
+        const grace = new AbortController();
+        await Promise.race([
+          closed,
+          sleep(options.shutdownGraceMs ?? 5000, undefined, { signal: grace.signal }).catch(() => undefined),
+        ]);
+        grace.abort();
         server.closeAllConnections();
         await closed;
       })();
