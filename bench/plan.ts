@@ -1,8 +1,10 @@
 import type { BenchPlan } from './scenario.ts';
 
 /**
- * The full run (≈ 8 minutes on 2 cores) or the `--quick` smoke run (≈ 1 minute); `scale` multiplies every
- * duration and backlog size (e.g. `0.05` for a test that only checks the bench completes).
+ * The full run (≈ 10 minutes on 2 cores) or the `--quick` smoke run (≈ 1.5 minutes); `scale` multiplies every
+ * duration and backlog size (e.g. `0.05` for a test that only checks the bench completes). Client counts
+ * and rates (concurrencies, the paced order rate, the 200 subscribers, subscription write rates) are not
+ * scaled: they are what the scenarios are about.
  */
 export function makePlan(quick: boolean, scale = 1): BenchPlan {
   if (!(scale > 0)) throw new Error(`--scale must be a positive number (got ${scale})`);
@@ -29,6 +31,20 @@ export function makePlan(quick: boolean, scale = 1): BenchPlan {
           roundSeconds: seconds(1.5),
           rounds: rounds(2),
         },
+        shop: {
+          pacedRate: 10,
+          concurrencies: [8, 32],
+          warmupSeconds: seconds(1),
+          seconds: seconds(2),
+          catchUpSeconds: 30,
+        },
+        subscriptions: {
+          sse: 100,
+          websocket: 100,
+          rates: [20],
+          warmupSeconds: seconds(1),
+          seconds: seconds(3),
+        },
       }
     : {
         mode: 'full',
@@ -44,5 +60,19 @@ export function makePlan(quick: boolean, scale = 1): BenchPlan {
         },
         latency: { loads: [0.25, 0.75], warmupSeconds: seconds(3), seconds: seconds(20), producers: 16 },
         notify: { concurrency: 16, warmupSeconds: seconds(2), roundSeconds: seconds(3), rounds: rounds(4) },
+        shop: {
+          pacedRate: 10,
+          concurrencies: [8, 32],
+          warmupSeconds: seconds(2),
+          seconds: seconds(10),
+          catchUpSeconds: 60,
+        },
+        subscriptions: {
+          sse: 100,
+          websocket: 100,
+          rates: [20, 50],
+          warmupSeconds: seconds(2),
+          seconds: seconds(10),
+        },
       };
 }

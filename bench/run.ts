@@ -38,7 +38,7 @@ export interface BenchOutcome {
   readonly svgPath: string;
   readonly table: string;
   readonly report: Record<string, unknown>;
-  /** Keys of scenarios that threw (their sections say why). */
+  /** Keys of scenarios that threw or reported status 'failed' (their sections say why). */
   readonly failed: readonly string[];
 }
 
@@ -109,6 +109,14 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchOutcome
           log: (message) => progress.log(message),
         });
         Object.assign(sections, output.results);
+        // A scenario that measured but found a correctness problem (e.g. a subscriber missing events)
+        // returns its figures with status 'failed': the run fails too, without losing them.
+        for (const [key, section] of Object.entries(output.results)) {
+          if (section.status === 'failed') {
+            failed.push(key);
+            progress.log(`${module.title}: ${key} failed: ${String(section.error ?? 'see its section')}`);
+          }
+        }
         rows.push(...output.rows);
         bars.push(...(output.bars ?? []));
         latency.push(...(output.latency ?? []));

@@ -33,6 +33,40 @@ export interface BenchPlan {
     readonly roundSeconds: number;
     readonly rounds: number;
   };
+  /** Scenario 5: `placeOrder` over HTTP against a `postbox serve` child process running the shop's consumers. */
+  readonly shop: {
+    /**
+     * Orders per second of the paced level (open loop, run before the closed loops): commit → SHIPPED while
+     * the handler chain keeps up.
+     */
+    readonly pacedRate: number;
+    /** placeOrder calls in flight (closed loop), one measured level each, in this order. */
+    readonly concurrencies: readonly number[];
+    /** Closed loop at the first level before anything is measured (JIT, pools, plans). */
+    readonly warmupSeconds: number;
+    /** Measured window of each level (the paced one and each concurrency). */
+    readonly seconds: number;
+    /**
+     * After a level's window, the longest wait for its orders to reach a final state (not scaled: it bounds
+     * a backlog, it does not size the run).
+     */
+    readonly catchUpSeconds: number;
+  };
+  /** Scenario 6: subscribers of the `events` subscription on a `postbox serve --no-workers` child process. */
+  readonly subscriptions: {
+    /** Subscribers over graphql-sse (each its own HTTP connection). */
+    readonly sse: number;
+    /** Subscribers over graphql-ws (each its own WebSocket). */
+    readonly websocket: number;
+    /**
+     * Events committed per second by the bench's producer (open loop, one event per transaction), one
+     * measured window each, in this order; the warm-up runs at the first.
+     */
+    readonly rates: readonly number[];
+    readonly warmupSeconds: number;
+    /** Measured window of each rate: latency counts events committed in it. */
+    readonly seconds: number;
+  };
 }
 
 /** A row of the final table (already formatted). */

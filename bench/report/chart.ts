@@ -41,7 +41,8 @@ const compact = (value: number) =>
 
 /**
  * An SVG with two panels: throughput per scenario (median bars, min–max whiskers over the rounds, one
- * linear scale) and commit → handler latency percentiles per load level (log scale, target lines).
+ * linear scale) and latency percentiles per group (log scale, target lines); each group's label says what it
+ * measures (commit → handler start, placeOrder → SHIPPED, commit → subscriber).
  */
 export function renderChart(input: ChartInput): string {
   const parts: string[] = [];
@@ -88,9 +89,7 @@ export function renderChart(input: ChartInput): string {
 
   // Latency panel.
   if (input.latency.length > 0) {
-    parts.push(
-      `<text x="20" y="${y}" class="panel">Commit → handler start (ms, log scale): p50 · p95 · p99 · max</text>`,
-    );
+    parts.push(`<text x="20" y="${y}" class="panel">Latency (ms, log scale): p50 · p95 · p99 · max</text>`);
     y += 14;
     const values = input.latency.flatMap((bar) => [bar.p50, bar.p95, bar.p99, bar.max]);
     const lo = 0.1;

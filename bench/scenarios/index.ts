@@ -3,7 +3,8 @@ import { appendScenario } from './append.scenario.ts';
 import { drainScenario } from './drain.scenario.ts';
 import { latencyScenario } from './latency.scenario.ts';
 import { notifyScenario } from './notify.scenario.ts';
-import { graphqlShopScenario, subscriptionsScenario } from './pending.scenario.ts';
+import { shopScenario } from './shop.scenario.ts';
+import { subscriptionsScenario } from './subscriptions.scenario.ts';
 
 /**
  * Every scenario, in run order (the latency scenario loads against the capacity the append scenario
@@ -13,7 +14,7 @@ export const scenarios: readonly ScenarioModule[] = [
   appendScenario,
   drainScenario,
   latencyScenario,
-  graphqlShopScenario,
+  shopScenario,
   subscriptionsScenario,
   notifyScenario,
 ];

@@ -236,7 +236,13 @@ export const latencyScenario: ScenarioModule = {
               target: isLow ? '' : formatTarget(bounded, 'bounded'),
             },
           );
-          bars.push({ label, p50: stats.p50, p95: stats.p95, p99: stats.p99, max: stats.max });
+          bars.push({
+            label: `commit→handler ${label}`,
+            p50: stats.p50,
+            p95: stats.p95,
+            p99: stats.p99,
+            max: stats.max,
+          });
           if (isLow) {
             targets.push(
               {
