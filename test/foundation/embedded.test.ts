@@ -197,6 +197,14 @@ describe('startEmbeddedPostgres on a contested directory', () => {
     await winner?.exited;
   });
 
+  it("keeps the process's exit code (the package's exit hooks must not force 0)", async () => {
+    const dir = await tempDir('postbox-exitcode-');
+    const running = startNode([holderScript, dir, '--stop-and-exit-with', '3'], childEnv());
+    children.push(running);
+    const exit = await running.exited;
+    expect(exit).toMatchObject({ code: 3 });
+  });
+
   it('redoes a cluster whose initdb never finished instead of failing forever', async () => {
     const dir = await tempDir('postbox-halfmade-');
     // What a kill during initdb leaves: a data directory without Postbox's "initialised" marker.
