@@ -13,8 +13,13 @@ import { openConnections } from './append.scenario.ts';
 const P50_TARGET_MS = 5;
 const P99_TARGET_MS = 25;
 /**
- * "Lag bounded": over the measured window, the trend of the lag (due by the schedule − delivered) adds
- * less than this many seconds' worth of the offered load.
+ * "Lag bounded": over the measured window, the trend of the delivery lag (committed − handed to the
+ * handler) adds less than this many seconds' worth of the offered load, and everything arrives after.
+ *
+ * Delivery lag, not lag against the schedule: the load levels are shares of the capacity measured with
+ * nothing else running, and with the relay and drains on the same 2 cores the producers cannot always
+ * commit 75 % of it. Lag against the schedule then grows in the producer, before any event exists, which
+ * says nothing about delivery keeping up. Both are recorded; the producer's shortfall is shown in the row.
  */
 const LAG_GROWTH_LIMIT_SECONDS = 0.5;
 
@@ -125,7 +130,8 @@ export const latencyScenario: ScenarioModule = {
           // minus events handed to the handler. It grows when delivery falls behind, and also when the
           // system cannot even commit the offered load.
           const lagSamples: Array<[number, number]> = [];
-          const deliveryLagSamples: number[] = [];
+          const deliveryLagSamples: Array<[number, number]> = [];
+          const committedAtStart = committed;
           const deliveredAtStart = delivered;
           measuring = true;
           progress.status(`${label} (${formatCount(rate)}/s) measuring`);
@@ -137,7 +143,7 @@ export const latencyScenario: ScenarioModule = {
             sampleMs: 250,
             onSample: (t, due) => {
               lagSamples.push([t, Math.max(0, due - (delivered - deliveredAtStart))]);
-              deliveryLagSamples.push(committed - delivered);
+              deliveryLagSamples.push([t, committed - committedAtStart - (delivered - deliveredAtStart)]);
             },
           });
           const deliveredInWindow = delivered - deliveredAtStart;
@@ -169,10 +175,10 @@ export const latencyScenario: ScenarioModule = {
           const stats = percentiles(samples);
           const lagSlope = slope(lagSamples);
           const lagValues = lagSamples.map(([, lag]) => lag);
+          const deliveryLagSlope = slope(deliveryLagSamples);
+          const deliveryLagValues = deliveryLagSamples.map(([, lag]) => lag);
           const bounded =
-            lagSlope * plan.latency.seconds < rate * LAG_GROWTH_LIMIT_SECONDS &&
-            caughtUp &&
-            loadRun.behind < rate;
+            deliveryLagSlope * plan.latency.seconds < rate * LAG_GROWTH_LIMIT_SECONDS && caughtUp;
           const offered = loadRun.started / loadRun.seconds;
           const achieved = loadRun.completed / loadRun.seconds;
           const deliveredRate = deliveredInWindow / loadRun.seconds;
@@ -193,15 +199,19 @@ export const latencyScenario: ScenarioModule = {
             handlerBeforeCommitAck: negative,
             undelivered: missing,
             lag: {
-              measure: 'transactions due by the schedule − events handed to the handler',
-              samples: lagValues,
-              deliveryLagSamples,
+              measure: 'events committed in the window − events of the window handed to the handler',
+              samples: deliveryLagValues,
               sampleMs: 250,
-              max: Math.max(0, ...lagValues),
-              mean: round(lagValues.reduce((a, b) => a + b, 0) / Math.max(1, lagValues.length), 1),
-              trendPerSecond: round(lagSlope, 2),
+              max: Math.max(0, ...deliveryLagValues),
+              trendPerSecond: round(deliveryLagSlope, 2),
               catchUpMs: round(catchUpMs, 1),
               bounded,
+              againstSchedule: {
+                measure: 'transactions due by the schedule − events handed to the handler',
+                samples: lagValues,
+                max: Math.max(0, ...lagValues),
+                trendPerSecond: round(lagSlope, 2),
+              },
             },
             engine: {
               deliveryTransactions: transactions.size,
@@ -229,10 +239,12 @@ export const latencyScenario: ScenarioModule = {
             },
             {
               scenario: `4 Lag ${label}`,
-              figure: 'events behind',
-              median: `max ${formatCount(Math.max(0, ...lagValues))}`,
-              spread: `trend ${lagSlope >= 0 ? '+' : ''}${formatCount(lagSlope)}/s`,
-              ratio: `${formatCount(deliveredRate)}/s delivered`,
+              figure: 'committed − delivered',
+              median: `max ${formatCount(Math.max(0, ...deliveryLagValues))}`,
+              spread: `trend ${deliveryLagSlope >= 0 ? '+' : ''}${formatCount(deliveryLagSlope)}/s`,
+              ratio:
+                `${formatCount(deliveredRate)}/s delivered` +
+                (loadRun.behind > 0 ? ` · producer ${formatCount(loadRun.behind)} behind schedule` : ''),
               target: isLow ? '' : formatTarget(bounded, 'bounded'),
             },
           );
@@ -262,7 +274,7 @@ export const latencyScenario: ScenarioModule = {
             targets.push({
               name: `lag bounded at ${label}`,
               target: `trend < ${LAG_GROWTH_LIMIT_SECONDS}s of load over the window`,
-              actual: `${lagSlope.toFixed(1)}/s`,
+              actual: `${deliveryLagSlope.toFixed(1)}/s (schedule lag ${lagSlope.toFixed(1)}/s)`,
               met: bounded,
             });
           }
