@@ -29,7 +29,10 @@ export function registerBenchCommand(program: Command): void {
     )
     .option('--out <dir>', 'directory for <timestamp>.json and .svg', 'bench/results')
     .option('--name <name>', 'file name of the results, without extension (default: the start time)')
-    .option('--only <keys>', 'comma-separated scenario keys: baseline,append,drain,latency,graphql_shop,subscriptions,notify')
+    .option(
+      '--only <keys>',
+      'comma-separated scenario keys: baseline,append,drain,latency,graphql_shop,subscriptions,notify',
+    )
     .option('--no-progress', 'no progress output')
     .action(async (flags: BenchFlags) => {
       const { runBench } = await import('../../bench/run.ts');
