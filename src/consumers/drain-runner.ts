@@ -143,14 +143,16 @@ export class DrainRunner {
       });
       if (result.nextRetryAt) await scheduleRetry(addJobs, target, result.nextRetryAt);
       if (result.status === 'busy') {
-        // Another drainer (another process) holds the partition. It may be finishing just as news
-        // arrived; look again shortly.
-        await addJobs([this.#job(target, new Date(Date.now() + 50))], true);
+        // Another drainer holds the partition. It may be finishing just as news arrived: look again,
+        // due at once (the next drain waits up to LOCK_WAIT on the lock, which paces it). Not a few ms
+        // later: graphile-worker is woken by the insert, finds nothing due yet, and would only look again
+        // at its poll interval.
+        await addJobs([this.#job(target)], false);
         return 'requeued';
       }
       if (result.status !== 'more') return 'done';
       if (this.#stopping || (deadline !== undefined && Date.now() >= deadline)) {
-        await addJobs([this.#job(target)], true);
+        await addJobs([this.#job(target)], false);
         return 'requeued';
       }
     }

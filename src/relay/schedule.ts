@@ -42,8 +42,10 @@ export async function scheduleDrains(
       maxAttempts: 5,
       ...(runAt ? { runAt } : {}),
     })),
-    // Keep an already-pending job's run time: re-adding must never postpone work that is due.
-    true,
+    // Due now: replace the pending job's run time with now. (Preserving it kept a later run time — a
+    // graphile-worker retry backoff after a failed job — and fresh work then waited behind it.) With a
+    // run time given, keep an earlier pending one: re-adding must never postpone work that is due.
+    runAt !== undefined,
   );
 }
 
