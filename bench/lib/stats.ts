@@ -92,3 +92,20 @@ export function round(value: number, digits = 2): number {
   const factor = 10 ** digits;
   return Math.round(value * factor) / factor;
 }
+
+/** Percentiles for the results file, each rounded to `digits` decimals. */
+export function percentilesJson(stats: Percentiles, digits: number) {
+  return {
+    count: stats.count,
+    p50: round(stats.p50, digits),
+    p95: round(stats.p95, digits),
+    p99: round(stats.p99, digits),
+    max: round(stats.max, digits),
+    mean: round(stats.mean, digits),
+  };
+}
+
+/** Bytes as MiB with one decimal for the results file; `null` when unknown. */
+export function mib(bytes: number | undefined): number | null {
+  return bytes === undefined ? null : round(bytes / 1024 / 1024, 1);
+}

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { waitUntil } from '../lib/engine.ts';
 import { describeError, postGraphql, type Subscriber, subscribeOver } from '../lib/graphql-clients.ts';
 import { type MemorySample, type ServiceProcess, startServiceProcess } from '../lib/service-process.ts';
-import { type Percentiles, percentiles, round } from '../lib/stats.ts';
+import { mib, type Percentiles, percentiles, percentilesJson, round } from '../lib/stats.ts';
 import { runClosedLoop, runOpenLoop } from '../lib/workload.ts';
 import { formatCount, formatMs } from '../report/format.ts';
 import type { LatencyBar, ScenarioModule, TableRow, ThroughputBar } from '../scenario.ts';
@@ -68,16 +68,7 @@ interface Level {
 
 const skuOf = (index: number) => `BENCH-${String(index).padStart(2, '0')}`;
 
-const latencyJson = (stats: Percentiles) => ({
-  count: stats.count,
-  p50: round(stats.p50, 1),
-  p95: round(stats.p95, 1),
-  p99: round(stats.p99, 1),
-  max: round(stats.max, 1),
-  mean: round(stats.mean, 1),
-});
-
-const mib = (bytes: number | undefined) => (bytes === undefined ? null : round(bytes / 1024 / 1024, 1));
+const latencyJson = (stats: Percentiles) => percentilesJson(stats, 1);
 
 /**
  * Scenario 5: the shop's order flow through the GraphQL API, as a client sees it.

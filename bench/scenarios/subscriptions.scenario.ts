@@ -4,7 +4,7 @@ import { createDb } from '../../src/db/database.ts';
 import { waitUntil } from '../lib/engine.ts';
 import { describeError, type Subscriber, subscribeOver, type Transport } from '../lib/graphql-clients.ts';
 import { type MemorySample, type ServiceProcess, startServiceProcess } from '../lib/service-process.ts';
-import { type Percentiles, percentiles, round } from '../lib/stats.ts';
+import { mib, type Percentiles, percentiles, percentilesJson, round } from '../lib/stats.ts';
 import { appendOrderTransaction, type OpenLoopResult, runOpenLoop } from '../lib/workload.ts';
 import { formatCount, formatMs, formatTarget } from '../report/format.ts';
 import type { LatencyBar, ScenarioModule, TableRow, TargetCheck } from '../scenario.ts';
@@ -66,16 +66,7 @@ interface DeliveryCheck {
   readonly outOfOrder: number;
 }
 
-const latencyJson = (stats: Percentiles) => ({
-  count: stats.count,
-  p50: round(stats.p50, 2),
-  p95: round(stats.p95, 2),
-  p99: round(stats.p99, 2),
-  max: round(stats.max, 2),
-  mean: round(stats.mean, 2),
-});
-
-const mib = (bytes: number | undefined) => (bytes === undefined ? null : round(bytes / 1024 / 1024, 1));
+const latencyJson = (stats: Percentiles) => percentilesJson(stats, 2);
 
 /**
  * Scenario 6: 100 SSE + 100 WebSocket subscribers of the `events` subscription, at a steady write rate.
