@@ -2,7 +2,7 @@ import type { AddJobsFunction } from 'graphile-worker';
 import type { Db } from '../db/database.ts';
 import type { Logger } from '../logger.ts';
 import type { EventRegistry } from '../outbox/read.ts';
-import { DRAIN_TASK, type DrainTarget, drainJobKey, scheduleRetry } from '../relay/schedule.ts';
+import { type DrainTarget, scheduleDrains, scheduleRetry } from '../relay/schedule.ts';
 import type { ConsumerDefinition } from './consumer.ts';
 import { type DeliveryOutcome, drainPartition } from './drain.ts';
 
@@ -113,9 +113,9 @@ export class DrainRunner {
         // The events stay after the checkpoint; a queued drain (or the next poll, if even that fails)
         // delivers them.
         this.#options.logger.warn({ err: error, ...target }, 'drain failed; re-queued');
-        await this.#options
-          .addJobs([this.#job(target, new Date(Date.now() + 1000))], true)
-          .catch(() => undefined);
+        await scheduleDrains(this.#options.addJobs, [target], new Date(Date.now() + 1000)).catch(
+          () => undefined,
+        );
       } finally {
         this.#local.delete(key(target));
       }
@@ -147,24 +147,14 @@ export class DrainRunner {
         // due at once (the next drain waits up to LOCK_WAIT on the lock, which paces it). Not a few ms
         // later: graphile-worker is woken by the insert, finds nothing due yet, and would only look again
         // at its poll interval.
-        await addJobs([this.#job(target)], false);
+        await scheduleDrains(addJobs, [target]);
         return 'requeued';
       }
       if (result.status !== 'more') return 'done';
       if (this.#stopping || (deadline !== undefined && Date.now() >= deadline)) {
-        await addJobs([this.#job(target)], false);
+        await scheduleDrains(addJobs, [target]);
         return 'requeued';
       }
     }
-  }
-
-  #job(target: DrainTarget, runAt?: Date) {
-    return {
-      identifier: DRAIN_TASK,
-      payload: { consumer: target.consumer, partition: target.partition },
-      jobKey: drainJobKey(target),
-      maxAttempts: 5,
-      ...(runAt ? { runAt } : {}),
-    };
   }
 }
