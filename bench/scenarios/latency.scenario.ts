@@ -3,7 +3,7 @@ import { createDb } from '../../src/db/database.ts';
 import { startPostbox } from '../../src/postbox.ts';
 import { waitUntil } from '../lib/engine.ts';
 import type { BenchDatabase } from '../lib/server.ts';
-import { percentiles, round, slope } from '../lib/stats.ts';
+import { percentiles, percentilesJson, round, slope } from '../lib/stats.ts';
 import { appendOrderTransaction, OrderPlaced, runClosedLoop, runOpenLoop } from '../lib/workload.ts';
 import { formatCount, formatMs, formatPercent, formatTarget } from '../report/format.ts';
 import type { LatencyBar, ScenarioModule, TableRow, TargetCheck } from '../scenario.ts';
@@ -188,14 +188,7 @@ export const latencyScenario: ScenarioModule = {
             committedRate: round(achieved, 1),
             deliveredRate: round(deliveredRate, 1),
             producerBehind: loadRun.behind,
-            latencyMs: {
-              count: stats.count,
-              p50: round(stats.p50, 3),
-              p95: round(stats.p95, 3),
-              p99: round(stats.p99, 3),
-              max: round(stats.max, 3),
-              mean: round(stats.mean, 3),
-            },
+            latencyMs: percentilesJson(stats, 3),
             handlerBeforeCommitAck: negative,
             undelivered: missing,
             lag: {
