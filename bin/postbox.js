@@ -1,3 +1,7 @@
 #!/usr/bin/env node
-// Thin launcher so `postbox` works as an installed bin: Node ≥ 22.18 strips the types of src/ itself.
-import '../src/cli/main.ts';
+// The `postbox` command. Installed from the package it runs the compiled JavaScript in dist/ (any Node ≥ 22);
+// in a checkout without a build it runs src/ directly (Node ≥ 22.18 strips the types).
+import { existsSync } from 'node:fs';
+
+const compiled = new URL('../dist/cli/main.js', import.meta.url);
+await import(existsSync(compiled) ? compiled.href : new URL('../src/cli/main.ts', import.meta.url).href);

@@ -1,15 +1,15 @@
 import { listApiKeys } from './auth/api-keys.ts';
 import { createJwtVerifier, type JwtVerifier } from './auth/jwt.ts';
 import type { Config } from './config/config.ts';
-import type { ConsumerDefinition } from './consumers/consumer.ts';
 import { openDatabase } from './db/connect.ts';
 import type { Db } from './db/database.ts';
-import { migrate } from './db/migrate.ts';
+import { SERVICE_LINES } from './db/migration-lines.ts';
+import type { ConsumerDefinition } from './engine/index.ts';
+import { migrate, type Postbox, startPostbox } from './engine/index.ts';
 import { type ApiServer, startApiServer } from './graphql/server.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { checkReadiness } from './observability/health.ts';
 import { createMetrics } from './observability/metrics.ts';
-import { type Postbox, startPostbox } from './postbox.ts';
 import { shopConsumers } from './shop/shop.consumers.ts';
 import { SHOP_EVENTS } from './shop/shop.events.ts';
 
@@ -83,20 +83,19 @@ export async function startService(config: Config, logger: Logger = createLogger
   let postbox: Postbox | undefined;
   let api: ApiServer | undefined;
   try {
-    await migrate(database.pool, { logger });
+    await migrate({ pool: database.pool, lines: SERVICE_LINES, logger });
     const metrics = createMetrics(database.db);
     if (config.runWorkers) {
       postbox = await startPostbox({
         pool: database.pool,
-        connectionString: database.connectionString,
         consumers: serviceConsumers(config),
         events: SHOP_EVENTS,
         concurrency: config.workerConcurrency,
         pollIntervalMs: config.pollIntervalMs,
         logger,
-        onDelivery: metrics.onDelivery,
-        onRelayActivity: metrics.onRelayActivity,
       });
+      postbox.events.on('delivery', metrics.onDelivery);
+      postbox.events.on('relay', ({ kind, scheduled }) => metrics.onRelayActivity(kind, scheduled));
       logger.info({ concurrency: config.workerConcurrency }, 'relay and graphile-worker running');
     }
     if (config.runApi) {

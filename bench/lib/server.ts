@@ -4,7 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { startEmbeddedPostgres } from '../../src/db/embedded.ts';
-import { migrate } from '../../src/db/migrate.ts';
+import { SERVICE_LINES } from '../../src/db/migration-lines.ts';
+import { migrate } from '../../src/engine/db/migrate.ts';
 import { silentLogger } from '../../src/logger.ts';
 
 /** The Postgres server the bench runs on: a fresh embedded one, or one given by `--database-url`. */
@@ -148,7 +149,7 @@ export async function startBenchServer(databaseUrl: string | undefined): Promise
       setupPool.on('error', () => undefined);
       setupPool.on('connect', (client) => client.on('error', () => undefined));
       try {
-        await migrate(setupPool);
+        await migrate({ pool: setupPool, lines: SERVICE_LINES });
         await setupPool.query(BENCH_SCHEMA);
       } finally {
         await setupPool.end();

@@ -3,8 +3,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type Kysely, sql } from 'kysely';
 import type pg from 'pg';
 import { z } from 'zod';
-import { appendEvents } from '../../src/outbox/append.ts';
-import { defineEvent } from '../../src/outbox/event.ts';
+import { appendEvents } from '../../src/engine/outbox/append.ts';
+import { defineEvent } from '../../src/engine/outbox/event.ts';
 
 /** The event every bench transaction appends: one per order, its own stream. */
 export const OrderPlaced = defineEvent({

@@ -8,8 +8,8 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import type pg from 'pg';
-import { createDb } from '../../src/db/database.ts';
-import { appendEvents } from '../../src/outbox/append.ts';
+import { createDb } from '../../src/engine/db/database.ts';
+import { appendEvents } from '../../src/engine/outbox/append.ts';
 import { startBenchServer } from '../lib/server.ts';
 import { summarize } from '../lib/stats.ts';
 import { makeOrder, type Order, OrderPlaced, rawOrderTransaction, runClosedLoop } from '../lib/workload.ts';

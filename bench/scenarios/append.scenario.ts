@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { createDb } from '../../src/db/database.ts';
+import { createDb } from '../../src/engine/db/database.ts';
 import { round, type Summary, summarize } from '../lib/stats.ts';
 import { appendOrderTransaction, rawOrderTransaction, runClosedLoop } from '../lib/workload.ts';
 import { formatCount, formatPercent, formatSpread, formatTarget } from '../report/format.ts';

@@ -1,6 +1,6 @@
 import { makeWorkerUtils, run } from 'graphile-worker';
-import { defineConsumer } from '../../src/consumers/consumer.ts';
-import { startPostbox } from '../../src/postbox.ts';
+import { defineConsumer } from '../../src/engine/consumers/consumer.ts';
+import { startPostbox } from '../../src/engine/postbox.ts';
 import { fillEventBacklog, quietWorkerLogger, settle, waitUntil } from '../lib/engine.ts';
 import type { BenchDatabase } from '../lib/server.ts';
 import { round, summarize } from '../lib/stats.ts';
@@ -198,14 +198,13 @@ async function drainWithPostbox(database: BenchDatabase, plan: BenchPlan): Promi
   const started = performance.now();
   const postbox = await startPostbox({
     pool,
-    connectionString: database.url,
     consumers: [consumer],
     // The bench records unhandled rejections itself (bench/run.ts) instead of ending the process.
     guardWorkerRejections: false,
     concurrency: plan.drain.concurrency,
   });
   let jobs = 0;
-  postbox.runner.events.on('job:start', () => {
+  postbox.events.on('job', () => {
     jobs++;
   });
   try {

@@ -1,6 +1,6 @@
-import { defineConsumer } from '../../src/consumers/consumer.ts';
-import { createDb } from '../../src/db/database.ts';
-import { startPostbox } from '../../src/postbox.ts';
+import { defineConsumer } from '../../src/engine/consumers/consumer.ts';
+import { createDb } from '../../src/engine/db/database.ts';
+import { startPostbox } from '../../src/engine/postbox.ts';
 import { waitUntil } from '../lib/engine.ts';
 import type { BenchDatabase } from '../lib/server.ts';
 import { percentiles, percentilesJson, round, slope } from '../lib/stats.ts';
@@ -79,19 +79,18 @@ export const latencyScenario: ScenarioModule = {
       });
       const postbox = await startPostbox({
         pool: workerPool,
-        connectionString: database.url,
         consumers: [consumer],
         // The bench records unhandled rejections itself (bench/run.ts) instead of ending the process.
         guardWorkerRejections: false,
-        onRelayActivity(kind, scheduled) {
-          if (measuring) {
-            relay[kind]++;
-            relay.scheduled += scheduled;
-          }
-        },
+      });
+      postbox.events.on('relay', ({ kind, scheduled }) => {
+        if (measuring) {
+          relay[kind]++;
+          relay.scheduled += scheduled;
+        }
       });
       let jobs = 0;
-      postbox.runner.events.on('job:start', () => {
+      postbox.events.on('job', () => {
         if (measuring) jobs++;
       });
       const onCommitted = (id: string) => {

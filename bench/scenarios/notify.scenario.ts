@@ -1,6 +1,6 @@
-import { defineConsumer } from '../../src/consumers/consumer.ts';
-import { createDb } from '../../src/db/database.ts';
-import { type Postbox, startPostbox } from '../../src/postbox.ts';
+import { defineConsumer } from '../../src/engine/consumers/consumer.ts';
+import { createDb } from '../../src/engine/db/database.ts';
+import { type Postbox, startPostbox } from '../../src/engine/postbox.ts';
 import type { BenchDatabase } from '../lib/server.ts';
 import { summarize } from '../lib/stats.ts';
 import { appendOrderTransaction, OrderPlaced, runClosedLoop } from '../lib/workload.ts';
@@ -172,13 +172,12 @@ async function startRelay(database: BenchDatabase, name: string, onWakeup: () =>
   });
   const postbox = await startPostbox({
     pool,
-    connectionString: database.url,
     consumers: [consumer],
     // The bench records unhandled rejections itself (bench/run.ts) instead of ending the process.
     guardWorkerRejections: false,
-    onRelayActivity: (kind) => {
-      if (kind === 'wakeup') onWakeup();
-    },
+  });
+  postbox.events.on('relay', ({ kind }) => {
+    if (kind === 'wakeup') onWakeup();
   });
   const stop = postbox.stop;
   return {

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
-import { createDb } from '../../src/db/database.ts';
+import { createDb } from '../../src/engine/db/database.ts';
 import { waitUntil } from '../lib/engine.ts';
 import { describeError, type Subscriber, subscribeOver, type Transport } from '../lib/graphql-clients.ts';
 import { type MemorySample, type ServiceProcess, startServiceProcess } from '../lib/service-process.ts';

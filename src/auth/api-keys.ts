@@ -1,7 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Db } from '../db/database.ts';
-import { NotFoundError, ValidationError } from '../errors.ts';
+import { NotFoundError, ValidationError } from '../engine/index.ts';
 import { type Principal, parseScopes, SCOPES, type Scope } from './principal.ts';
 
 /** A key as listed (never with its secret). */

@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../config/config.ts';
+import { openDatabase } from '../db/connect.ts';
+import type { Db } from '../db/database.ts';
 import {
   listConsumers,
   listDeadLetters,
@@ -7,9 +9,7 @@ import {
   redriveDeadLetters,
   replayConsumer,
   resumeConsumer,
-} from '../consumers/admin.ts';
-import { openDatabase } from '../db/connect.ts';
-import type { Db } from '../db/database.ts';
+} from '../engine/index.ts';
 import { createLogger } from '../logger.ts';
 
 async function withDb(work: (db: Db) => Promise<void>): Promise<void> {

@@ -3,7 +3,8 @@ import { createApiKey, listApiKeys, revokeApiKey } from '../auth/api-keys.ts';
 import { SCOPES } from '../auth/principal.ts';
 import { loadConfig } from '../config/config.ts';
 import { openDatabase } from '../db/connect.ts';
-import { migrate } from '../db/migrate.ts';
+import { SERVICE_LINES } from '../db/migration-lines.ts';
+import { migrate } from '../engine/index.ts';
 import { createLogger } from '../logger.ts';
 
 /** Runs `work` against the configured database (migrated first, so keys can be made before `serve`). */
@@ -14,7 +15,7 @@ async function withDatabase(
   const logger = createLogger({ ...config, logLevel: config.logLevel === 'info' ? 'warn' : config.logLevel });
   const database = await openDatabase(config, logger);
   try {
-    await migrate(database.pool, { logger });
+    await migrate({ pool: database.pool, lines: SERVICE_LINES, logger });
     await work(database);
   } finally {
     await database.close();

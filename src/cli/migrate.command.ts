@@ -1,14 +1,17 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../config/config.ts';
 import { openDatabase } from '../db/connect.ts';
-import { migrate, migrationStatus } from '../db/migrate.ts';
+import { SERVICE_LINES } from '../db/migration-lines.ts';
+import { migrate, migrationStatus } from '../engine/index.ts';
 import { createLogger } from '../logger.ts';
 
 /** `postbox migrate [--status]`. */
 export function registerMigrateCommand(program: Command): void {
   program
     .command('migrate')
-    .description("apply pending migrations (Postbox's and graphile-worker's), under an advisory lock")
+    .description(
+      "apply pending migrations (the engine's, graphile-worker's, the service's and the shop's), under an advisory lock",
+    )
     .option('--status', 'list migrations and whether each is applied; change nothing')
     .action(async (options: { status?: boolean }) => {
       const config = loadConfig();
@@ -16,15 +19,15 @@ export function registerMigrateCommand(program: Command): void {
       const database = await openDatabase(config, logger);
       try {
         if (options.status) {
-          const rows = await migrationStatus(database.pool);
+          const rows = await migrationStatus({ pool: database.pool, lines: SERVICE_LINES });
           for (const row of rows) {
             const when = row.appliedAt ? row.appliedAt.toISOString() : '';
-            process.stdout.write(`${row.state.padEnd(8)} ${row.name.padEnd(40)} ${when}\n`);
+            process.stdout.write(`${row.state.padEnd(8)} ${`${row.line}/${row.name}`.padEnd(44)} ${when}\n`);
           }
           const pending = rows.filter((row) => row.state === 'pending').length;
           process.stdout.write(`${rows.length - pending} applied, ${pending} pending\n`);
         } else {
-          const applied = await migrate(database.pool, { logger });
+          const applied = await migrate({ pool: database.pool, lines: SERVICE_LINES, logger });
           process.stdout.write(
             applied.length ? `applied ${applied.length}: ${applied.join(', ')}\n` : 'up to date\n',
           );

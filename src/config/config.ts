@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
-import { ConfigError } from '../errors.ts';
+import { ConfigError } from '../engine/index.ts';
 
 const booleanFlag = z
   .enum(['on', 'off', 'true', 'false', '1', '0'])

@@ -1,9 +1,9 @@
 import type pg from 'pg';
 import type { Config } from '../config/config.ts';
+import { createDb, createPool } from '../engine/index.ts';
 import type { Logger } from '../logger.ts';
-import { createDb, type Db } from './database.ts';
+import type { Database, Db } from './database.ts';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from './embedded.ts';
-import { createPool } from './pool.ts';
 
 /** An open database: the pool, Kysely over it, and the embedded server when there is one. */
 export interface OpenDatabase {
@@ -31,7 +31,7 @@ export async function openDatabase(
     logger.info({ port: embedded.port, dataDir: config.dataDir }, 'embedded postgres running');
   }
   const pool = createPool({ connectionString, max: config.poolSize, logger });
-  const db = createDb(pool);
+  const db = createDb<Database>(pool);
   let closing: Promise<void> | undefined;
   return {
     pool,

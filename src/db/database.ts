@@ -1,22 +1,11 @@
-import { Kysely, PostgresDialect } from 'kysely';
-import type pg from 'pg';
-import type { OutboxTables } from '../outbox/outbox.tables.ts';
-import type { ShopTables } from '../shop/shop.tables.ts';
-import { PreparingPool } from './prepared.ts';
+import type { Kysely } from 'kysely';
+import type { ShopDatabase } from '../shop/shop.tables.ts';
 
 /**
- * Every table Postbox's TypeScript code touches, keyed `schema.table` as Kysely expects. Feature modules
- * own their table types; this is where they are combined.
+ * The tables the service queries with Kysely's builder: the shop's (its reference app). The log and the
+ * service's own tables are reached through the engine's API or raw SQL, which take any Kysely instance.
  */
-export type Database = OutboxTables & ShopTables;
+export type Database = ShopDatabase;
 
-/** A Kysely instance over the whole database. */
+/** A Kysely instance over the service's database. */
 export type Db = Kysely<Database>;
-
-/**
- * Builds the Kysely instance on an existing pool (the pool's lifecycle stays with the caller). Statements
- * that start with `PREPARE` (`prepared.ts`) run as named prepared statements.
- */
-export function createDb(pool: pg.Pool): Db {
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: new PreparingPool(pool) }) });
-}

@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Principal } from '../auth/principal.ts';
 import type { Db } from '../db/database.ts';
+import type { EventMetadata, EventRegistry } from '../engine/index.ts';
 import type { Logger } from '../logger.ts';
-import type { EventMetadata } from '../outbox/event.ts';
-import type { EventRegistry } from '../outbox/read.ts';
 import type { LogTailer } from './log-tailer.ts';
 
 /** Header a client may set to tie its request to its own trace; echoed on the response. */

@@ -1,5 +1,5 @@
 import { createGraphQLError, maskError } from 'graphql-yoga';
-import { PostboxError, ValidationError } from '../errors.ts';
+import { PostboxError, ValidationError } from '../engine/index.ts';
 
 /**
  * Duck-typed `instanceof GraphQLError`: graphql-js can be loaded twice (its ESM and CommonJS builds, e.g.

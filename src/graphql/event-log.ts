@@ -1,8 +1,8 @@
 import type { Kysely } from 'kysely';
-import type { RecordedEvent } from '../outbox/event.ts';
-import { type EventRow, type LogFilter, type LogPoint, readLogAfter } from '../outbox/read.ts';
+import type { RecordedEvent } from '../engine/index.ts';
+import { type EventRow, type LogFilter, type LogPoint, readLogAfter } from '../engine/index.ts';
 
-export { comparePoints, readLogHead } from '../outbox/read.ts';
+export { comparePoints, readLogHead } from '../engine/index.ts';
 
 /** What the API lets clients filter the log by (connection and subscriptions alike): the engine's filter. */
 export type EventFilter = LogFilter;

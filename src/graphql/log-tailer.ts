@@ -1,8 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Kysely } from 'kysely';
 import pg from 'pg';
-import type { Logger } from '../logger.ts';
-import type { RecordedEvent } from '../outbox/event.ts';
+import type { RecordedEvent } from '../engine/index.ts';
 import {
   type EventRegistry,
   LOG_START,
@@ -10,8 +9,9 @@ import {
   pointOf,
   readLogAfter,
   toRecordedEvent,
-} from '../outbox/read.ts';
-import { WAKE_CHANNEL } from '../relay/relay.ts';
+  WAKE_CHANNEL,
+} from '../engine/index.ts';
+import type { Logger } from '../logger.ts';
 import { comparePoints, type EventFilter, matchesFilter, readEventPage, readLogHead } from './event-log.ts';
 
 /** Options of {@link LogTailer}. */

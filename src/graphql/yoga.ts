@@ -6,10 +6,10 @@ import { createAuthenticator } from '../auth/authenticate.ts';
 import type { JwtVerifier } from '../auth/jwt.ts';
 import type { Principal } from '../auth/principal.ts';
 import type { Db } from '../db/database.ts';
+import { createEventRegistry } from '../engine/index.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { traceparentFrom } from '../observability/trace.ts';
-import { createEventRegistry } from '../outbox/read.ts';
 import { SHOP_EVENTS } from '../shop/shop.events.ts';
 import {
   type AccessControl,

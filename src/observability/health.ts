@@ -1,5 +1,6 @@
 import type pg from 'pg';
-import { migrationStatus } from '../db/migrate.ts';
+import { SERVICE_LINES } from '../db/migration-lines.ts';
+import { migrationStatus } from '../engine/index.ts';
 
 /** One readiness check's result. */
 export interface CheckResult {
@@ -59,10 +60,10 @@ export async function checkReadiness(options: ReadinessOptions): Promise<Readine
       return { ok: true, detail: 'reachable' };
     }),
     withTimeout(async () => {
-      const status = await migrationStatus(options.pool);
+      const status = await migrationStatus({ pool: options.pool, lines: SERVICE_LINES });
       const pending = status
         .filter((migration) => migration.state === 'pending')
-        .map((migration) => migration.name);
+        .map((migration) => `${migration.line}/${migration.name}`);
       return pending.length === 0
         ? { ok: true, detail: `${status.length} applied` }
         : { ok: false, detail: `pending: ${pending.join(', ')}` };

@@ -1,8 +1,8 @@
 import { sql } from 'kysely';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { DeliveryOutcome } from '../consumers/drain.ts';
 import type { Db } from '../db/database.ts';
-import { readLogHead } from '../outbox/read.ts';
+import type { DeliveryOutcome } from '../engine/index.ts';
+import { readLogHead } from '../engine/index.ts';
 
 /** Postbox's Prometheus metrics and the hooks that feed them. */
 export interface Metrics {

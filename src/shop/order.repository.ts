@@ -1,5 +1,4 @@
 import type { Kysely, Selectable } from 'kysely';
-import type { Database } from '../db/database.ts';
 import type {
   NotificationsTable,
   OrderLinesTable,
@@ -7,6 +6,7 @@ import type {
   OrdersTable,
   PaymentsTable,
   ShipmentsTable,
+  ShopDatabase,
 } from './shop.tables.ts';
 
 /** An order row. */
@@ -28,7 +28,7 @@ export function isOrderId(id: string): boolean {
 }
 
 /** An order by id, without locking it. */
-export async function findOrder(db: Kysely<Database>, id: string): Promise<Order | undefined> {
+export async function findOrder(db: Kysely<ShopDatabase>, id: string): Promise<Order | undefined> {
   if (!isOrderId(id)) return undefined;
   return db.selectFrom('shop.orders').selectAll().where('id', '=', id).executeTakeFirst();
 }
@@ -37,14 +37,14 @@ export async function findOrder(db: Kysely<Database>, id: string): Promise<Order
  * An order by id, locked until the transaction ends. Every writer of an order takes this lock first and
  * decides from what it reads here, so writers of one order run one after the other.
  */
-export async function lockOrder(trx: Kysely<Database>, id: string): Promise<Order | undefined> {
+export async function lockOrder(trx: Kysely<ShopDatabase>, id: string): Promise<Order | undefined> {
   if (!isOrderId(id)) return undefined;
   return trx.selectFrom('shop.orders').selectAll().where('id', '=', id).forNoKeyUpdate().executeTakeFirst();
 }
 
 /** The order placed with an idempotency key, if any. */
 export async function findOrderByIdempotencyKey(
-  db: Kysely<Database>,
+  db: Kysely<ShopDatabase>,
   key: string,
 ): Promise<Order | undefined> {
   return db.selectFrom('shop.orders').selectAll().where('idempotency_key', '=', key).executeTakeFirst();
@@ -52,7 +52,7 @@ export async function findOrderByIdempotencyKey(
 
 /** Inserts an order unless its idempotency key exists (then returns undefined: the other order won). */
 export async function insertOrder(
-  trx: Kysely<Database>,
+  trx: Kysely<ShopDatabase>,
   order: Pick<Order, 'id' | 'customer_id' | 'status' | 'total_cents' | 'version' | 'idempotency_key'>,
 ): Promise<Order | undefined> {
   return trx
@@ -65,7 +65,7 @@ export async function insertOrder(
 
 /** Writes an order's new status and version (the version of its stream after the events just appended). */
 export async function updateOrderState(
-  trx: Kysely<Database>,
+  trx: Kysely<ShopDatabase>,
   id: string,
   state: { status: OrderStatus; version: number; reason?: string | null },
 ): Promise<Order> {
@@ -83,7 +83,10 @@ export async function updateOrderState(
 }
 
 /** Inserts an order's lines. */
-export async function insertOrderLines(trx: Kysely<Database>, lines: readonly OrderLine[]): Promise<void> {
+export async function insertOrderLines(
+  trx: Kysely<ShopDatabase>,
+  lines: readonly OrderLine[],
+): Promise<void> {
   if (lines.length > 0)
     await trx
       .insertInto('shop.order_lines')
@@ -93,7 +96,7 @@ export async function insertOrderLines(trx: Kysely<Database>, lines: readonly Or
 
 /** The lines of some orders, by order id, each in line order. */
 export async function findOrderLines(
-  db: Kysely<Database>,
+  db: Kysely<ShopDatabase>,
   orderIds: readonly string[],
 ): Promise<Map<string, OrderLine[]>> {
   const byOrder = new Map<string, OrderLine[]>(orderIds.map((id) => [id, []]));
@@ -119,7 +122,7 @@ export interface ListOrdersOptions {
 }
 
 /** Orders, newest first. */
-export async function listOrders(db: Kysely<Database>, options: ListOrdersOptions): Promise<Order[]> {
+export async function listOrders(db: Kysely<ShopDatabase>, options: ListOrdersOptions): Promise<Order[]> {
   let query = db.selectFrom('shop.orders').selectAll();
   if (options.status) query = query.where('status', '=', options.status);
   if (options.beforeSeq !== undefined) query = query.where('seq', '<', options.beforeSeq as never);
@@ -127,13 +130,13 @@ export async function listOrders(db: Kysely<Database>, options: ListOrdersOption
 }
 
 /** An order's payment, if the payment handler got to it. */
-export async function findPayment(db: Kysely<Database>, orderId: string): Promise<Payment | undefined> {
+export async function findPayment(db: Kysely<ShopDatabase>, orderId: string): Promise<Payment | undefined> {
   return db.selectFrom('shop.payments').selectAll().where('order_id', '=', orderId).executeTakeFirst();
 }
 
 /** Records a payment attempt (approved or declined); the primary key keeps it to one per order. */
 export async function insertPayment(
-  trx: Kysely<Database>,
+  trx: Kysely<ShopDatabase>,
   payment: Pick<Payment, 'order_id' | 'amount_cents' | 'status' | 'provider_reference'>,
 ): Promise<void> {
   await trx
@@ -143,7 +146,10 @@ export async function insertPayment(
 }
 
 /** Marks an order's payment refunded; returns it (undefined when there was none). */
-export async function refundPayment(trx: Kysely<Database>, orderId: string): Promise<Payment | undefined> {
+export async function refundPayment(
+  trx: Kysely<ShopDatabase>,
+  orderId: string,
+): Promise<Payment | undefined> {
   return trx
     .updateTable('shop.payments')
     .set({ status: 'refunded', updated_at: new Date() })
@@ -154,13 +160,13 @@ export async function refundPayment(trx: Kysely<Database>, orderId: string): Pro
 }
 
 /** An order's shipment, if shipped. */
-export async function findShipment(db: Kysely<Database>, orderId: string): Promise<Shipment | undefined> {
+export async function findShipment(db: Kysely<ShopDatabase>, orderId: string): Promise<Shipment | undefined> {
   return db.selectFrom('shop.shipments').selectAll().where('order_id', '=', orderId).executeTakeFirst();
 }
 
 /** Records a shipment (one per order). */
 export async function insertShipment(
-  trx: Kysely<Database>,
+  trx: Kysely<ShopDatabase>,
   shipment: Pick<Shipment, 'order_id' | 'carrier' | 'tracking_number'>,
 ): Promise<void> {
   await trx.insertInto('shop.shipments').values(shipment).execute();
@@ -168,7 +174,7 @@ export async function insertShipment(
 
 /** Records a notification; a second one for the same event is ignored (redelivery). */
 export async function insertNotification(
-  trx: Kysely<Database>,
+  trx: Kysely<ShopDatabase>,
   notification: Pick<Notification, 'event_id' | 'order_id' | 'customer_id' | 'kind' | 'message'>,
 ): Promise<void> {
   await trx
@@ -179,7 +185,7 @@ export async function insertNotification(
 }
 
 /** An order's notifications, oldest first. */
-export async function findNotifications(db: Kysely<Database>, orderId: string): Promise<Notification[]> {
+export async function findNotifications(db: Kysely<ShopDatabase>, orderId: string): Promise<Notification[]> {
   return db
     .selectFrom('shop.notifications')
     .selectAll()

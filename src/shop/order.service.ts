@@ -1,10 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
-import type { Database } from '../db/database.ts';
-import { ConcurrencyError, IllegalStateError, NotFoundError, ValidationError } from '../errors.ts';
-import { appendEvents } from '../outbox/append.ts';
-import type { EventMetadata, NewEvent } from '../outbox/event.ts';
+import type { EventMetadata, NewEvent } from '../engine/index.ts';
+import {
+  appendEvents,
+  ConcurrencyError,
+  IllegalStateError,
+  NotFoundError,
+  ValidationError,
+} from '../engine/index.ts';
 import {
   findOrderByIdempotencyKey,
   findOrderLines,
@@ -20,7 +24,7 @@ import {
 } from './order.repository.ts';
 import { adjustStock, findProducts, lockProducts } from './product.repository.ts';
 import { ORDER_STREAM, OrderCancelled, OrderPlaced, PaymentRefunded } from './shop.events.ts';
-import type { OrderStatus } from './shop.tables.ts';
+import type { OrderStatus, ShopDatabase } from './shop.tables.ts';
 import { inTransaction, parseInput } from './transaction.ts';
 
 /** Largest order total accepted, in cents (GraphQL `Int` is 32-bit). */
@@ -71,7 +75,7 @@ export interface PlacedOrder {
  * @throws ValidationError bad input, unknown SKU, duplicate SKU, total too large, key reused differently.
  */
 export async function placeOrder(
-  db: Kysely<Database>,
+  db: Kysely<ShopDatabase>,
   input: PlaceOrderInput,
   metadata: EventMetadata = {},
 ): Promise<PlacedOrder> {
@@ -158,7 +162,7 @@ export async function placeOrder(
 
 /** The earlier order of an idempotency key, after checking the repeat asks for the same thing. */
 async function replay(
-  db: Kysely<Database>,
+  db: Kysely<ShopDatabase>,
   order: Order,
   input: z.output<typeof placeOrderSchema>,
 ): Promise<PlacedOrder> {
@@ -202,7 +206,7 @@ export type CancelOrderInput = z.input<typeof cancelOrderSchema>;
  * @throws ConcurrencyError `expectedVersion` was given and the order has moved past it.
  */
 export async function cancelOrder(
-  db: Kysely<Database>,
+  db: Kysely<ShopDatabase>,
   input: CancelOrderInput,
   metadata: EventMetadata = {},
 ): Promise<Order> {
@@ -289,7 +293,7 @@ export interface TransitionOptions {
  * @throws NotFoundError, IllegalStateError, ConcurrencyError (see {@link TransitionOptions}).
  */
 export async function transitionOrder(
-  trx: Kysely<Database>,
+  trx: Kysely<ShopDatabase>,
   orderId: string,
   options: TransitionOptions,
 ): Promise<Order> {

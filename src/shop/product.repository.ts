@@ -1,14 +1,13 @@
 import type { Kysely, Selectable } from 'kysely';
-import type { Database } from '../db/database.ts';
-import { ValidationError } from '../errors.ts';
-import type { ProductsTable } from './shop.tables.ts';
+import { ValidationError } from '../engine/index.ts';
+import type { ProductsTable, ShopDatabase } from './shop.tables.ts';
 
 /** A product row. */
 export type Product = Selectable<ProductsTable>;
 
 /** Products by SKU (no lock: a price snapshot for an order). Missing SKUs are absent from the map. */
 export async function findProducts(
-  db: Kysely<Database>,
+  db: Kysely<ShopDatabase>,
   skus: readonly string[],
 ): Promise<Map<string, Product>> {
   if (skus.length === 0) return new Map();
@@ -21,7 +20,7 @@ export async function findProducts(
 }
 
 /** The whole catalogue, by SKU. */
-export async function listProducts(db: Kysely<Database>): Promise<Product[]> {
+export async function listProducts(db: Kysely<ShopDatabase>): Promise<Product[]> {
   return db.selectFrom('shop.products').selectAll().orderBy('sku').execute();
 }
 
@@ -31,7 +30,7 @@ export async function listProducts(db: Kysely<Database>): Promise<Product[]> {
  * product) takes, so placing orders never waits for the inventory handler.
  */
 export async function lockProducts(
-  trx: Kysely<Database>,
+  trx: Kysely<ShopDatabase>,
   skus: readonly string[],
 ): Promise<Map<string, Product>> {
   if (skus.length === 0) return new Map();
@@ -47,7 +46,7 @@ export async function lockProducts(
 
 /** Inserts a product; an existing SKU is a {@link ValidationError} on `sku`. */
 export async function insertProduct(
-  trx: Kysely<Database>,
+  trx: Kysely<ShopDatabase>,
   product: Pick<Product, 'sku' | 'name' | 'price_cents' | 'stock'>,
 ): Promise<Product> {
   const row = await trx
@@ -61,7 +60,7 @@ export async function insertProduct(
 }
 
 /** Adds `delta` (negative to take) to a product's stock; returns the row after. The caller holds its lock. */
-export async function adjustStock(trx: Kysely<Database>, sku: string, delta: number): Promise<Product> {
+export async function adjustStock(trx: Kysely<ShopDatabase>, sku: string, delta: number): Promise<Product> {
   return trx
     .updateTable('shop.products')
     .set((eb) => ({ stock: eb('stock', '+', delta), updated_at: new Date() }))

@@ -1,11 +1,10 @@
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
-import type { Database } from '../db/database.ts';
-import { NotFoundError, ValidationError } from '../errors.ts';
-import { appendEvents } from '../outbox/append.ts';
-import type { EventMetadata } from '../outbox/event.ts';
+import type { EventMetadata } from '../engine/index.ts';
+import { appendEvents, NotFoundError, ValidationError } from '../engine/index.ts';
 import { adjustStock, insertProduct, lockProducts, type Product } from './product.repository.ts';
 import { ProductAdded, ProductRestocked } from './shop.events.ts';
+import type { ShopDatabase } from './shop.tables.ts';
 import { inTransaction, parseInput } from './transaction.ts';
 
 /** Largest price accepted, in cents (1,000,000.00). */
@@ -44,7 +43,7 @@ export type AddProductInput = z.input<typeof addProductSchema>;
  * @throws ValidationError bad input, or the SKU exists.
  */
 export async function addProduct(
-  db: Kysely<Database>,
+  db: Kysely<ShopDatabase>,
   input: AddProductInput,
   metadata: EventMetadata = {},
 ): Promise<Product> {
@@ -88,7 +87,7 @@ const restockSchema = z.object({
  * @throws NotFoundError no such SKU.
  */
 export async function restockProduct(
-  db: Kysely<Database>,
+  db: Kysely<ShopDatabase>,
   input: { sku: string; quantity: number },
   metadata: EventMetadata = {},
 ): Promise<Product> {

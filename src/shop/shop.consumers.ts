@@ -1,4 +1,4 @@
-import type { ConsumerDefinition } from '../consumers/consumer.ts';
+import type { ConsumerDefinition } from '../engine/index.ts';
 import { inventoryConsumer } from './handlers/inventory.handler.ts';
 import { notificationConsumer } from './handlers/notification.handler.ts';
 import { paymentConsumer } from './handlers/payment.handler.ts';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineEvent, type EventDefinition, type RecordedEventOf } from '../outbox/event.ts';
+import { defineEvent, type EventDefinition, type RecordedEventOf } from '../engine/index.ts';
 
 /** Stream type of every order event; the stream id is the order id. */
 export const ORDER_STREAM = 'order';

@@ -105,3 +105,6 @@ export interface ShopTables {
   'shop.shipments': ShipmentsTable;
   'shop.notifications': NotificationsTable;
 }
+
+/** The shop's database as its code sees it (its own tables; the log is reached through the engine's API). */
+export type ShopDatabase = ShopTables;

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { z } from 'zod';
-import type { Database } from '../db/database.ts';
-import { ValidationError } from '../errors.ts';
+import { ValidationError } from '../engine/index.ts';
+import type { ShopDatabase } from './shop.tables.ts';
 
 /** SQLSTATEs after which the whole transaction may simply be run again. */
 const RETRYABLE = new Set(['40P01', '40001']); // deadlock_detected, serialization_failure
@@ -11,8 +11,8 @@ const RETRYABLE = new Set(['40P01', '40001']); // deadlock_detected, serializati
  * deadlock or a serialization failure — both mean "nothing was written, try again".
  */
 export async function inTransaction<T>(
-  db: Kysely<Database>,
-  work: (trx: Kysely<Database>) => Promise<T>,
+  db: Kysely<ShopDatabase>,
+  work: (trx: Kysely<ShopDatabase>) => Promise<T>,
   attempts = 3,
 ): Promise<T> {
   for (let attempt = 1; ; attempt++) {

@@ -1,4 +1,4 @@
-import { PostboxError } from '../errors.ts';
+import { PostboxError } from '../engine/index.ts';
 
 /** A query file cannot be run as asked: a variable is missing or unknown, or the file is not bindable. */
 export class SqlQueryError extends PostboxError {

@@ -5,7 +5,7 @@ import { createApiKey, listApiKeys, revokeApiKey, verifyApiKey } from '../../src
 import { createAuthenticator } from '../../src/auth/authenticate.ts';
 import { createJwtVerifier } from '../../src/auth/jwt.ts';
 import { hasScope } from '../../src/auth/principal.ts';
-import { ValidationError } from '../../src/errors.ts';
+import { ValidationError } from '../../src/engine/errors.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 
 let t: TestDatabase;

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registerConsumers } from '../../src/consumers/register.ts';
-import { appendEvents } from '../../src/outbox/append.ts';
+import { registerConsumers } from '../../src/engine/consumers/register.ts';
+import { appendEvents } from '../../src/engine/outbox/append.ts';
 import { effectsConsumer, Ticked } from '../fixtures/effects.ts';
 import { childEnv, cliEntry, runNode } from '../foundation/processes.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';

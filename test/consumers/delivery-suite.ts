@@ -8,9 +8,9 @@ import {
   redriveDeadLetters,
   replayConsumer,
   resumeConsumer,
-} from '../../src/consumers/admin.ts';
-import { appendEvents } from '../../src/outbox/append.ts';
-import { type Postbox, type PostboxOptions, startPostbox } from '../../src/postbox.ts';
+} from '../../src/engine/consumers/admin.ts';
+import { appendEvents } from '../../src/engine/outbox/append.ts';
+import { type Postbox, startPostbox } from '../../src/engine/postbox.ts';
 import { createEffectsTable, effectsConsumer, Ticked } from '../fixtures/effects.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -19,7 +19,7 @@ import { waitFor } from '../helpers/wait.ts';
  * The delivery guarantees, run once per way drains get started (direct hand-off from the relay, and the
  * job queue alone): both must hold every one of them.
  */
-export function deliverySuite(label: string, engine: Partial<PostboxOptions>): void {
+export function deliverySuite(label: string, engine: { readonly handoffConcurrency?: number }): void {
   let t: TestDatabase;
   let postbox: Postbox;
   let poisonFails = true;
@@ -36,13 +36,9 @@ export function deliverySuite(label: string, engine: Partial<PostboxOptions>): v
     await createEffectsTable(t.db as never);
     postbox = await startPostbox({
       pool: t.pool,
-      connectionString: t.url,
       pollIntervalMs: 100,
       concurrency: 6,
       ...engine,
-      onDelivery: (outcome) => {
-        if (outcome.ok) reportedOk.set(outcome.consumer, (reportedOk.get(outcome.consumer) ?? 0) + 1);
-      },
       consumers: [
         effectsConsumer({ name: 'alpha', echo: true }),
         effectsConsumer({ name: 'beta', partitions: 2, batchSize: 7 }),
@@ -59,6 +55,9 @@ export function deliverySuite(label: string, engine: Partial<PostboxOptions>): v
           retry: { initialDelayMs: 50, maxDelayMs: 100, maxAttempts: 2, jitter: 0 },
         }),
       ],
+    });
+    postbox.events.on('delivery', (outcome) => {
+      if (outcome.ok) reportedOk.set(outcome.consumer, (reportedOk.get(outcome.consumer) ?? 0) + 1);
     });
   });
   afterAll(async () => {
@@ -279,7 +278,7 @@ export function deliverySuite(label: string, engine: Partial<PostboxOptions>): v
           select pid from pg_stat_activity where application_name = 'postbox-relay' and datname = current_database()`.execute(
           t.db,
         );
-        return rows.length > 0 && postbox.relay.isLeader && rows;
+        return rows.length > 0 && postbox.isLeader() && rows;
       });
       expect(reconnected.map((row) => row.pid)).not.toEqual(before.map((row) => row.pid));
     });

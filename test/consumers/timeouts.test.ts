@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { defineConsumer } from '../../src/consumers/consumer.ts';
-import { appendEvents } from '../../src/outbox/append.ts';
-import { type Postbox, startPostbox } from '../../src/postbox.ts';
+import { defineConsumer } from '../../src/engine/consumers/consumer.ts';
+import { appendEvents } from '../../src/engine/outbox/append.ts';
+import { type Postbox, startPostbox } from '../../src/engine/postbox.ts';
 import { createEffectsTable, Ticked } from '../fixtures/effects.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { waitFor } from '../helpers/wait.ts';

@@ -4,13 +4,15 @@ import path from 'node:path';
 import { sql } from 'kysely';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDb, type Db } from '../../src/db/database.ts';
+import type { Db } from '../../src/db/database.ts';
 import { type EmbeddedPostgres, freePort, startEmbeddedPostgres } from '../../src/db/embedded.ts';
-import { migrate } from '../../src/db/migrate.ts';
-import { createPool } from '../../src/db/pool.ts';
+import { SERVICE_LINES } from '../../src/db/migration-lines.ts';
+import { createDb } from '../../src/engine/db/database.ts';
+import { migrate } from '../../src/engine/db/migrate.ts';
+import { createPool } from '../../src/engine/db/pool.ts';
+import { appendEvents } from '../../src/engine/outbox/append.ts';
+import { type Postbox, startPostbox } from '../../src/engine/postbox.ts';
 import { silentLogger } from '../../src/logger.ts';
-import { appendEvents } from '../../src/outbox/append.ts';
-import { type Postbox, startPostbox } from '../../src/postbox.ts';
 import { createEffectsTable, effectsConsumer, Ticked } from '../fixtures/effects.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -29,7 +31,7 @@ beforeAll(async () => {
   server = await startEmbeddedPostgres({ dir, port, logger: silentLogger, settings: { fsync: 'off' } });
   pool = createPool({ connectionString: server.connectionString, max: 16, logger: silentLogger });
   db = createDb(pool);
-  await migrate(pool);
+  await migrate({ pool, lines: SERVICE_LINES });
   await createEffectsTable(db as never);
 });
 afterAll(async () => {
@@ -98,6 +100,6 @@ describe('Postgres restarted under load', () => {
       60_000,
     );
     expect(delivered).toEqual({ total: String(inLog.size), distinct_ids: String(inLog.size) });
-    await waitFor('relay leads again', async () => postbox?.relay.isLeader === true);
+    await waitFor('relay leads again', async () => postbox?.isLeader() === true);
   }, 120_000);
 });

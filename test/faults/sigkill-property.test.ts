@@ -3,7 +3,7 @@ import path from 'node:path';
 import fc from 'fast-check';
 import { sql } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
-import { appendEvents } from '../../src/outbox/append.ts';
+import { appendEvents } from '../../src/engine/outbox/append.ts';
 import { createEffectsTable, Ticked } from '../fixtures/effects.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { waitFor } from '../helpers/wait.ts';

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readMigrationFiles } from '../../src/db/migrate.ts';
+import { SERVICE_LINES } from '../../src/db/migration-lines.ts';
+import { ENGINE_MIGRATIONS, readMigrationFiles } from '../../src/engine/db/migrate.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { childEnv, cliEntry, repoRoot, runNode } from './processes.ts';
 
@@ -66,17 +67,17 @@ describe('postbox migrate', () => {
 
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/^applied\s+000001_event_log\.sql\s+\d{4}-\d\d-\d\dT/m);
-    const count = (await readMigrationFiles()).length;
+    expect(result.stdout).toMatch(/^applied\s+outbox\/000001_event_log\.sql\s+\d{4}-\d\d-\d\dT/m);
+    const count = (await allMigrationFiles()).length;
     expect(result.stdout).toContain(`${count} applied, 0 pending`);
   });
 
   it('migrates an empty database, and --status shows it before and after', async () => {
-    const files = (await readMigrationFiles()).map((file) => file.name);
+    const files = await allMigrationFiles();
 
     const before = await postbox(['migrate', '--status'], { DATABASE_URL: empty.url });
     expect(before.code).toBe(0);
-    expect(before.stdout).toMatch(/^pending\s+000001_event_log\.sql/m);
+    expect(before.stdout).toMatch(/^pending\s+outbox\/000001_event_log\.sql/m);
     expect(before.stdout).toContain(`0 applied, ${files.length} pending`);
 
     const run = await postbox(['migrate'], { DATABASE_URL: empty.url });
@@ -100,3 +101,14 @@ describe('postbox migrate', () => {
     expect(result.stderr).toMatch(/^postbox: .*postbox_no_such_database/m);
   });
 });
+
+/** Every migration `postbox migrate` applies, as `line/file`, in the order it applies them. */
+async function allMigrationFiles(): Promise<string[]> {
+  const lines = [ENGINE_MIGRATIONS, ...SERVICE_LINES];
+  const files = await Promise.all(
+    lines.map(async (line) =>
+      (await readMigrationFiles(line.dir)).map((file) => `${line.name}/${file.name}`),
+    ),
+  );
+  return files.flat();
+}

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.ts';
-import { ConfigError } from '../../src/errors.ts';
+import { ConfigError } from '../../src/engine/errors.ts';
 import { childEnv, cliEntry, runNode } from './processes.ts';
 
 /** The error `loadConfig(env)` throws; fails the test if it does not throw one. */

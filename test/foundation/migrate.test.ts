@@ -2,9 +2,15 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { migrate, migrationStatus, readMigrationFiles } from '../../src/db/migrate.ts';
-import { createPool } from '../../src/db/pool.ts';
-import { MigrationError } from '../../src/errors.ts';
+import { SERVICE_LINES } from '../../src/db/migration-lines.ts';
+import {
+  ENGINE_MIGRATIONS,
+  migrate,
+  migrationStatus,
+  readMigrationFiles,
+} from '../../src/engine/db/migrate.ts';
+import { createPool } from '../../src/engine/db/pool.ts';
+import { MigrationError } from '../../src/engine/errors.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { makeTempDir } from './processes.ts';
@@ -28,16 +34,31 @@ async function writeMigration(name: string, sql: string): Promise<void> {
   await fs.writeFile(path.join(dir, name), sql);
 }
 
-/** Applies the temp directory's migrations only (graphile-worker's schema is irrelevant here). */
-function migrateDir(pool: pg.Pool = database.pool): Promise<string[]> {
-  return migrate(pool, { dir, workerSchema: false });
+/** The temp directory as an application's migration line. */
+const appLine = () => ({ name: 'app', dir });
+
+/**
+ * Applies the temp directory's line (after the engine's own, which `migrate` always applies first; graphile-
+ * worker's schema is irrelevant here) and returns the app line's files it applied.
+ */
+async function migrateDir(pool: pg.Pool = database.pool): Promise<string[]> {
+  const applied = await migrate({ pool, lines: [appLine()], workerSchema: false });
+  return applied.filter((name) => name.startsWith('app/')).map((name) => name.slice('app/'.length));
+}
+
+/** The app line's status, validating like `postbox migrate --status`. */
+async function appStatus(): Promise<
+  Array<{ id: number; name: string; state: string; appliedAt: Date | undefined }>
+> {
+  const status = await migrationStatus({ pool: database.pool, lines: [appLine()] });
+  return status.filter((row) => row.line === 'app').map(({ line: _line, ...row }) => row);
 }
 
 async function appliedNames(): Promise<string[]> {
-  const exists = await database.pool.query(`select to_regclass('postbox.migrations') is not null as exists`);
+  const exists = await database.pool.query(`select to_regclass('outbox.migrations') is not null as exists`);
   if (!exists.rows[0]?.exists) return [];
   const { rows } = await database.pool.query<{ name: string }>(
-    'select name from postbox.migrations order by id',
+    "select name from outbox.migrations where line = 'app' order by id",
   );
   return rows.map((row) => row.name);
 }
@@ -77,7 +98,7 @@ describe('migrate', () => {
     const steps = await database.pool.query<{ name: string }>('select name from steps order by seq');
     expect(steps.rows.map((row) => row.name)).toEqual(['first', 'second', 'third']);
     const recorded = await database.pool.query<{ id: number; name: string; checksum: string }>(
-      'select id, name, checksum from postbox.migrations order by id',
+      "select id, name, checksum from outbox.migrations where line = 'app' order by id",
     );
     const files = await readMigrationFiles(dir);
     expect(recorded.rows).toEqual(files.map(({ id, name, checksum }) => ({ id, name, checksum })));
@@ -124,7 +145,7 @@ describe('migrate', () => {
     expect(await appliedNames()).toEqual(['000001_first.sql', '000002_second.sql']);
     expect(await tableExists('third')).toBe(false);
     // migrate --status validates too.
-    await migrationErrorFrom(migrationStatus(database.pool, dir));
+    await migrationErrorFrom(appStatus());
   });
 
   it('refuses a new file numbered below the last applied one', async () => {
@@ -180,20 +201,20 @@ describe('migrate', () => {
     const error = await migrationErrorFrom(migrateDir());
 
     expect(error.message).toContain('000002_newer.sql');
-    await migrationErrorFrom(migrationStatus(database.pool, dir));
+    await migrationErrorFrom(appStatus());
   });
 
   it('lists applied and pending migrations without changing anything', async () => {
     await writeMigration('000001_first.sql', 'create table first (id int);');
-    expect(await migrationStatus(database.pool, dir)).toEqual([
+    expect(await appStatus()).toEqual([
       { id: 1, name: '000001_first.sql', state: 'pending', appliedAt: undefined },
     ]);
     // Status on an empty database does not create the bookkeeping table.
-    expect(await tableExists('postbox.migrations')).toBe(false);
+    expect(await tableExists('outbox.migrations')).toBe(false);
 
     await migrateDir();
     await writeMigration('000002_second.sql', 'create table second (id int);');
-    const status = await migrationStatus(database.pool, dir);
+    const status = await appStatus();
 
     expect(status.map(({ name, state }) => ({ name, state }))).toEqual([
       { name: '000001_first.sql', state: 'applied' },
@@ -235,7 +256,9 @@ describe('migrate', () => {
       const results = await Promise.all(pools.map((pool) => migrateDir(pool)));
 
       expect(results.flat().sort()).toEqual((await readMigrationFiles(dir)).map((file) => file.name));
-      const recorded = await database.pool.query('select count(*)::int as n from postbox.migrations');
+      const recorded = await database.pool.query(
+        "select count(*)::int as n from outbox.migrations where line = 'app'",
+      );
       expect(recorded.rows[0].n).toBe(8);
       const effects = await database.pool.query<{ migration: number }>(
         'select migration from side_effects order by migration',
@@ -247,10 +270,10 @@ describe('migrate', () => {
   });
 
   it("applies the repository's migrations and graphile-worker's schema to an empty database", async () => {
-    const expected = (await readMigrationFiles()).map((file) => file.name);
-    expect(expected).toContain('000001_event_log.sql');
+    const expected = (await readMigrationFiles(ENGINE_MIGRATIONS.dir)).map((file) => `outbox/${file.name}`);
+    expect(expected).toContain('outbox/000001_event_log.sql');
 
-    const applied = await migrate(database.pool);
+    const applied = await migrate({ pool: database.pool });
 
     expect(applied).toEqual(expected);
     expect(await tableExists('outbox.events')).toBe(true);
@@ -260,10 +283,12 @@ describe('migrate', () => {
       'select count(*)::int as n from graphile_worker.migrations',
     );
     expect(workerMigrations.rows[0].n).toBeGreaterThan(0);
-    expect((await migrationStatus(database.pool)).every((row) => row.state === 'applied')).toBe(true);
+    expect((await migrationStatus({ pool: database.pool })).every((row) => row.state === 'applied')).toBe(
+      true,
+    );
 
     // Running again (as every `postbox serve` start does) changes nothing.
-    expect(await migrate(database.pool)).toEqual([]);
+    expect(await migrate({ pool: database.pool })).toEqual([]);
     const again = await database.pool.query('select count(*)::int as n from graphile_worker.migrations');
     expect(again.rows[0].n).toBe(workerMigrations.rows[0].n);
   });
@@ -273,10 +298,19 @@ describe('migrate', () => {
       createPool({ connectionString: database.url, max: 3, logger: silentLogger }),
     );
     try {
-      const results = await Promise.all(pools.map((pool) => migrate(pool)));
-      const expected = (await readMigrationFiles()).map((file) => file.name);
-      expect(results.flat().sort()).toEqual(expected);
-      expect(await appliedNames()).toEqual(expected);
+      const results = await Promise.all(pools.map((pool) => migrate({ pool, lines: SERVICE_LINES })));
+      const expected = (
+        await Promise.all(
+          [ENGINE_MIGRATIONS, ...SERVICE_LINES].map(async (line) =>
+            (await readMigrationFiles(line.dir)).map((file) => `${line.name}/${file.name}`),
+          ),
+        )
+      ).flat();
+      expect(results.flat().sort()).toEqual([...expected].sort());
+      const { rows } = await database.pool.query<{ name: string }>(
+        "select line || '/' || name as name from outbox.migrations",
+      );
+      expect(rows.map((row) => row.name).sort()).toEqual([...expected].sort());
     } finally {
       await Promise.all(pools.map((pool) => pool.end()));
     }

@@ -1,12 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { appendEvents } from '../../src/engine/outbox/append.ts';
+import { defineEvent, type RecordedEvent } from '../../src/engine/outbox/event.ts';
+import { createEventRegistry, LOG_START, type LogPoint, pointOf } from '../../src/engine/outbox/read.ts';
 import { comparePoints, type EventFilter, readEventPage } from '../../src/graphql/event-log.ts';
 import { type LogFeed, LogTailer } from '../../src/graphql/log-tailer.ts';
 import { silentLogger } from '../../src/logger.ts';
-import { appendEvents } from '../../src/outbox/append.ts';
-import { defineEvent, type RecordedEvent } from '../../src/outbox/event.ts';
-import { createEventRegistry, LOG_START, type LogPoint, pointOf } from '../../src/outbox/read.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 
 const Pinged = defineEvent({ type: 'Pinged', streamType: 'ping', schema: z.object({ n: z.number().int() }) });

@@ -1,7 +1,7 @@
 import type { Client } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDb } from '../../src/db/database.ts';
-import { createPool } from '../../src/db/pool.ts';
+import { createDb } from '../../src/engine/db/database.ts';
+import { createPool } from '../../src/engine/db/pool.ts';
 import { type ApiServer, startApiServer } from '../../src/graphql/server.ts';
 import type { GraphqlApi } from '../../src/graphql/yoga.ts';
 import { silentLogger } from '../../src/logger.ts';

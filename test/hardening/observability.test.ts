@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiKey } from '../../src/auth/api-keys.ts';
 import { loadConfig } from '../../src/config/config.ts';
+import { readStream } from '../../src/engine/outbox/read.ts';
 import { type ApiServer, startApiServer } from '../../src/graphql/server.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { type Service, startService } from '../../src/main.ts';
 import { checkReadiness } from '../../src/observability/health.ts';
-import { readStream } from '../../src/outbox/read.ts';
 import { addProduct } from '../../src/shop/product.service.ts';
 import { gql, gqlData, PLACE_ORDER } from '../graphql/graphql-fixtures.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { inject } from 'vitest';
-import { createDb, type Db } from '../../src/db/database.ts';
-import { createPool } from '../../src/db/pool.ts';
+import type { Db } from '../../src/db/database.ts';
+import { createDb } from '../../src/engine/db/database.ts';
+import { createPool } from '../../src/engine/db/pool.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { withDatabase } from './global-setup.ts';
 
@@ -40,7 +41,7 @@ export async function createTestDatabase(
   });
   const url = withDatabase(adminUrl, name);
   const pool = createPool({ connectionString: url, logger: silentLogger, max: options.poolSize ?? 10 });
-  const db = createDb(pool);
+  const db: Db = createDb(pool);
   return {
     name,
     url,

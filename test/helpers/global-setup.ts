@@ -4,8 +4,9 @@ import path from 'node:path';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { removeAbandonedCluster, startEmbeddedPostgres } from '../../src/db/embedded.ts';
-import { migrate } from '../../src/db/migrate.ts';
-import { createPool } from '../../src/db/pool.ts';
+import { SERVICE_LINES } from '../../src/db/migration-lines.ts';
+import { migrate } from '../../src/engine/db/migrate.ts';
+import { createPool } from '../../src/engine/db/pool.ts';
 import { silentLogger } from '../../src/logger.ts';
 
 declare module 'vitest' {
@@ -72,7 +73,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     logger: silentLogger,
     max: 2,
   });
-  await migrate(pool);
+  await migrate({ pool, lines: SERVICE_LINES });
   await pool.end();
 
   project.provide('adminUrl', adminUrl);

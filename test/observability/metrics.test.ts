@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { appendEvents } from '../../src/engine/outbox/append.ts';
+import { type Postbox, startPostbox } from '../../src/engine/postbox.ts';
 import { checkReadiness } from '../../src/observability/health.ts';
 import { createMetrics, type Metrics } from '../../src/observability/metrics.ts';
-import { appendEvents } from '../../src/outbox/append.ts';
-import { type Postbox, startPostbox } from '../../src/postbox.ts';
 import { createEffectsTable, effectsConsumer, Ticked } from '../fixtures/effects.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -18,15 +18,14 @@ beforeAll(async () => {
   await metrics.render(); // sets the appended-events cursor at the current end of the log
   postbox = await startPostbox({
     pool: t.pool,
-    connectionString: t.url,
     pollIntervalMs: 100,
-    onDelivery: metrics.onDelivery,
-    onRelayActivity: metrics.onRelayActivity,
     consumers: [
       effectsConsumer({ name: 'counted' }),
       effectsConsumer({ name: 'fragile', retry: { maxAttempts: 1 }, failPoison: () => true }),
     ],
   });
+  postbox.events.on('delivery', metrics.onDelivery);
+  postbox.events.on('relay', ({ kind, scheduled }) => metrics.onRelayActivity(kind, scheduled));
 });
 afterAll(async () => {
   await postbox?.stop();

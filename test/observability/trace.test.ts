@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appendEvents } from '../../src/outbox/append.ts';
-import { type Postbox, startPostbox } from '../../src/postbox.ts';
+import { appendEvents } from '../../src/engine/outbox/append.ts';
+import { type Postbox, startPostbox } from '../../src/engine/postbox.ts';
 import { createEffectsTable, effectsConsumer, Ticked } from '../fixtures/effects.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { waitFor } from '../helpers/wait.ts';

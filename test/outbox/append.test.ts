@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { ConcurrencyError, ValidationError } from '../../src/errors.ts';
-import { appendEvents } from '../../src/outbox/append.ts';
-import { defineEvent } from '../../src/outbox/event.ts';
-import { createEventRegistry, readStream, toRecordedEvent } from '../../src/outbox/read.ts';
+import { ConcurrencyError, ValidationError } from '../../src/engine/errors.ts';
+import { appendEvents } from '../../src/engine/outbox/append.ts';
+import { defineEvent } from '../../src/engine/outbox/event.ts';
+import { createEventRegistry, readStream, toRecordedEvent } from '../../src/engine/outbox/read.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 
 const ItemAdded = defineEvent({

@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appendEvents } from '../../src/outbox/append.ts';
-import { LOG_START, type LogPoint, readLogAfter } from '../../src/outbox/read.ts';
+import { appendEvents } from '../../src/engine/outbox/append.ts';
+import { LOG_START, type LogPoint, readLogAfter } from '../../src/engine/outbox/read.ts';
 import { Ticked } from '../fixtures/effects.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 

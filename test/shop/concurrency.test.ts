@@ -1,7 +1,8 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IllegalStateError } from '../../src/errors.ts';
-import { readLogAfter } from '../../src/outbox/read.ts';
+import { listDeadLetters } from '../../src/engine/consumers/admin.ts';
+import { IllegalStateError } from '../../src/engine/errors.ts';
+import { readLogAfter } from '../../src/engine/outbox/read.ts';
 import { cancelOrder, placeOrder } from '../../src/shop/order.service.ts';
 import { type RunningShop, seedProducts, startShop, waitForAllFinal, waitForQuiet } from './shop-fixtures.ts';
 
@@ -148,7 +149,7 @@ describe('under concurrency', () => {
     const { rows } = await sql<{ n: number }>`
       select count(*)::int as n from outbox.events where type = 'StockDepleted'`.execute(shop.db);
     expect(rows[0]?.n).toBeGreaterThan(0);
-    const deadLetters = await shop.db.selectFrom('outbox.dead_letters').select('id').execute();
+    const deadLetters = await listDeadLetters(shop.db);
     expect(deadLetters).toEqual([]);
   });
 
@@ -206,7 +207,7 @@ describe('under concurrency', () => {
       )
       .execute();
     expect(shipments).toEqual([]);
-    const deadLetters = await shop.db.selectFrom('outbox.dead_letters').select('id').execute();
+    const deadLetters = await listDeadLetters(shop.db);
     expect(deadLetters).toEqual([]);
   });
 });

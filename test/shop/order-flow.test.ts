@@ -1,8 +1,13 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pauseConsumer, resumeConsumer } from '../../src/consumers/admin.ts';
-import { ConcurrencyError, IllegalStateError, NotFoundError, ValidationError } from '../../src/errors.ts';
-import { readStream } from '../../src/outbox/read.ts';
+import { pauseConsumer, resumeConsumer } from '../../src/engine/consumers/admin.ts';
+import {
+  ConcurrencyError,
+  IllegalStateError,
+  NotFoundError,
+  ValidationError,
+} from '../../src/engine/errors.ts';
+import { readStream } from '../../src/engine/outbox/read.ts';
 import { findOrder, findPayment, findShipment } from '../../src/shop/order.repository.ts';
 import { cancelOrder, placeOrder } from '../../src/shop/order.service.ts';
 import { findProducts } from '../../src/shop/product.repository.ts';

@@ -1,8 +1,8 @@
 import { sql } from 'kysely';
 import type { Db } from '../../src/db/database.ts';
+import { readStream } from '../../src/engine/outbox/read.ts';
+import { type Postbox, startPostbox } from '../../src/engine/postbox.ts';
 import { silentLogger } from '../../src/logger.ts';
-import { readStream } from '../../src/outbox/read.ts';
-import { type Postbox, startPostbox } from '../../src/postbox.ts';
 import { findOrder, type Order } from '../../src/shop/order.repository.ts';
 import { addProduct } from '../../src/shop/product.service.ts';
 import { shopConsumers } from '../../src/shop/shop.consumers.ts';

@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiKey } from '../../src/auth/api-keys.ts';
-import { migrate } from '../../src/db/migrate.ts';
+import { SERVICE_LINES } from '../../src/db/migration-lines.ts';
+import { migrate } from '../../src/engine/db/migrate.ts';
 import { placeOrder } from '../../src/shop/order.service.ts';
 import { readQueryCatalogue } from '../../src/sql/query-catalogue.ts';
 import { runQuery } from '../../src/sql/run-query.ts';
@@ -213,7 +214,7 @@ describe('the migration creating it', () => {
       createTestDatabase({ migrated: false, poolSize: 4 }),
     ]);
     try {
-      await Promise.all(databases.map((database) => migrate(database.pool)));
+      await Promise.all(databases.map((database) => migrate({ pool: database.pool, lines: SERVICE_LINES })));
       for (const database of databases) {
         const { rows } = await database.pool.query(`
           select has_table_privilege('postbox_reader', 'outbox.events', 'select') as events,

@@ -1,4 +1,4 @@
-import { type ConsumerSummary, listConsumers } from '../../consumers/admin.ts';
+import { type ConsumerSummary, listConsumers } from '../../engine/index.ts';
 import { builder } from '../builder.ts';
 import { SCOPES_TO_ADMINISTER } from './scopes.ts';
 

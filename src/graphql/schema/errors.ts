@@ -4,7 +4,7 @@ import {
   NotFoundError,
   type PostboxError,
   ValidationError,
-} from '../../errors.ts';
+} from '../../engine/index.ts';
 import { builder } from '../builder.ts';
 
 /** Every expected failure a mutation can return: the result unions' members share this interface. */

@@ -1,6 +1,12 @@
-import { ValidationError } from '../../errors.ts';
-import type { RecordedEvent } from '../../outbox/event.ts';
-import { decodeCursor, encodeCursor, type LogPoint, pointOf, toRecordedEvent } from '../../outbox/read.ts';
+import type { RecordedEvent } from '../../engine/index.ts';
+import {
+  decodeCursor,
+  encodeCursor,
+  type LogPoint,
+  pointOf,
+  toRecordedEvent,
+  ValidationError,
+} from '../../engine/index.ts';
 import { builder } from '../builder.ts';
 import { type EventFilter, readEventPage, readLogHead } from '../event-log.ts';
 import { SCOPES_TO_READ_EVENTS } from './scopes.ts';

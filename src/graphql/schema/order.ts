@@ -1,5 +1,4 @@
-import { ValidationError } from '../../errors.ts';
-import { readStream, toRecordedEvent } from '../../outbox/read.ts';
+import { readStream, toRecordedEvent, ValidationError } from '../../engine/index.ts';
 import {
   findNotifications,
   findOrder,

@@ -1,5 +1,4 @@
-import { NotFoundError, ValidationError } from '../../errors.ts';
-import { LOG_START } from '../../outbox/read.ts';
+import { LOG_START, NotFoundError, ValidationError } from '../../engine/index.ts';
 import { findOrder, isOrderId, type Order } from '../../shop/order.repository.ts';
 import { ORDER_STREAM } from '../../shop/shop.events.ts';
 import { FINAL_STATUSES } from '../../shop/shop.tables.ts';

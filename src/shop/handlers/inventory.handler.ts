@@ -1,8 +1,10 @@
-import { type ConsumerDefinition, defineConsumer } from '../../consumers/consumer.ts';
+import type { Transaction } from 'kysely';
+import { type ConsumerDefinition, defineConsumer } from '../../engine/index.ts';
 import { findOrderLines } from '../order.repository.ts';
 import { transitionOrder } from '../order.service.ts';
 import { adjustStock, lockProducts } from '../product.repository.ts';
 import { InventoryReserved, OrderRejected, PaymentSucceeded, StockDepleted } from '../shop.events.ts';
+import type { ShopDatabase } from '../shop.tables.ts';
 import { skipIfMovedOn } from './skip-if-moved-on.ts';
 
 /**
@@ -22,7 +24,7 @@ export function inventoryConsumer(): ConsumerDefinition {
     name: 'inventory',
     on: [PaymentSucceeded],
     batchSize: 1,
-    async handle(event, trx, context) {
+    async handle(event, trx: Transaction<ShopDatabase>, context) {
       const orderId = event.payload.orderId;
       await skipIfMovedOn(context, () =>
         transitionOrder(trx, orderId, {

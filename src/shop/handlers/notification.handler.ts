@@ -1,7 +1,9 @@
-import { type ConsumerDefinition, defineConsumer } from '../../consumers/consumer.ts';
+import type { Transaction } from 'kysely';
+import { type ConsumerDefinition, defineConsumer } from '../../engine/index.ts';
 import { formatCents } from '../money.ts';
 import { findOrder, insertNotification } from '../order.repository.ts';
 import { ORDER_EVENTS, type OrderEvent } from '../shop.events.ts';
+import type { ShopDatabase } from '../shop.tables.ts';
 
 /**
  * `notifications`: on every order event, one `shop.notifications` row per customer-facing one (all but
@@ -11,7 +13,7 @@ export function notificationConsumer(): ConsumerDefinition {
   return defineConsumer({
     name: 'notifications',
     on: [...ORDER_EVENTS],
-    async handle(event, trx) {
+    async handle(event, trx: Transaction<ShopDatabase>) {
       const message = customerMessage(event);
       if (message === undefined) return;
       const order = await findOrder(trx, event.streamId);

@@ -1,8 +1,10 @@
-import { type ConsumerDefinition, defineConsumer } from '../../consumers/consumer.ts';
+import type { Transaction } from 'kysely';
+import { type ConsumerDefinition, defineConsumer } from '../../engine/index.ts';
 import { formatCents } from '../money.ts';
 import { insertPayment } from '../order.repository.ts';
 import { transitionOrder } from '../order.service.ts';
 import { OrderPlaced, PaymentFailed, PaymentSucceeded } from '../shop.events.ts';
+import type { ShopDatabase } from '../shop.tables.ts';
 import { skipIfMovedOn } from './skip-if-moved-on.ts';
 
 /** Options of {@link paymentConsumer}. */
@@ -23,7 +25,7 @@ export function paymentConsumer(options: PaymentOptions): ConsumerDefinition {
   return defineConsumer({
     name: 'payment',
     on: [OrderPlaced],
-    async handle(event, trx, context) {
+    async handle(event, trx: Transaction<ShopDatabase>, context) {
       const orderId = event.payload.orderId;
       await skipIfMovedOn(context, () =>
         transitionOrder(trx, orderId, {

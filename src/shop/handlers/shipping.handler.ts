@@ -1,7 +1,9 @@
-import { type ConsumerDefinition, defineConsumer } from '../../consumers/consumer.ts';
+import type { Transaction } from 'kysely';
+import { type ConsumerDefinition, defineConsumer } from '../../engine/index.ts';
 import { insertShipment } from '../order.repository.ts';
 import { transitionOrder } from '../order.service.ts';
 import { InventoryReserved, OrderShipped } from '../shop.events.ts';
+import type { ShopDatabase } from '../shop.tables.ts';
 import { skipIfMovedOn } from './skip-if-moved-on.ts';
 
 /** The simulated carrier. */
@@ -12,7 +14,7 @@ export function shippingConsumer(): ConsumerDefinition {
   return defineConsumer({
     name: 'shipping',
     on: [InventoryReserved],
-    async handle(event, trx, context) {
+    async handle(event, trx: Transaction<ShopDatabase>, context) {
       const orderId = event.payload.orderId;
       // Derived from the order id: one order, one tracking number, however often this runs.
       const trackingNumber = `PB${orderId.replaceAll('-', '').toUpperCase()}`;

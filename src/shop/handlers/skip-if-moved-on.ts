@@ -1,5 +1,5 @@
-import type { HandlerContext } from '../../consumers/consumer.ts';
-import { IllegalStateError } from '../../errors.ts';
+import type { HandlerContext } from '../../engine/index.ts';
+import { IllegalStateError } from '../../engine/index.ts';
 
 /**
  * Runs a handler's order transition; when the order is no longer in a state the step applies to (cancelled

@@ -1,0 +1,77 @@
+/**
+ * The full run (≈ 10 minutes on 2 cores) or the `--quick` smoke run (≈ 1.5 minutes); `scale` multiplies every
+ * duration and backlog size (e.g. `0.05` for a test that only checks the bench completes). Client counts
+ * and rates (concurrencies, the paced order rate, the 200 subscribers, subscription write rates) are not
+ * scaled: they are what the scenarios are about.
+ */
+export function makePlan(quick, scale = 1) {
+  if (!(scale > 0)) throw new Error(`--scale must be a positive number (got ${scale})`);
+  const seconds = (value) => Math.max(0.3, Math.round(value * scale * 100) / 100);
+  const events = (value) => Math.max(500, Math.round((value * scale) / 100) * 100);
+  const rounds = (value) => Math.max(1, value);
+  return quick
+    ? {
+        mode: 'quick',
+        scale,
+        concurrencies: [1, 4, 16],
+        append: { warmupSeconds: seconds(0.5), roundSeconds: seconds(1.5), rounds: rounds(2) },
+        drain: {
+          events: events(10_000),
+          rounds: rounds(2),
+          naiveMaxSeconds: seconds(4),
+          concurrency: 8,
+          partitions: 8,
+        },
+        latency: { loads: [0.25, 0.75], warmupSeconds: seconds(1), seconds: seconds(5), producers: 16 },
+        notify: {
+          concurrency: 16,
+          warmupSeconds: seconds(0.5),
+          roundSeconds: seconds(1.5),
+          rounds: rounds(2),
+        },
+        shop: {
+          pacedRate: 10,
+          concurrencies: [8, 32],
+          warmupSeconds: seconds(1),
+          seconds: seconds(2),
+          catchUpSeconds: 30,
+        },
+        subscriptions: {
+          sse: 100,
+          websocket: 100,
+          rates: [20],
+          warmupSeconds: seconds(1),
+          seconds: seconds(3),
+        },
+      }
+    : {
+        mode: 'full',
+        scale,
+        concurrencies: [1, 4, 16],
+        append: { warmupSeconds: seconds(2), roundSeconds: seconds(3), rounds: rounds(5) },
+        drain: {
+          events: events(100_000),
+          rounds: rounds(3),
+          naiveMaxSeconds: seconds(20),
+          concurrency: 8,
+          partitions: 8,
+        },
+        latency: { loads: [0.25, 0.75], warmupSeconds: seconds(3), seconds: seconds(20), producers: 16 },
+        notify: { concurrency: 16, warmupSeconds: seconds(2), roundSeconds: seconds(3), rounds: rounds(4) },
+        shop: {
+          pacedRate: 10,
+          concurrencies: [8, 32],
+          warmupSeconds: seconds(2),
+          seconds: seconds(10),
+          catchUpSeconds: 60,
+        },
+        subscriptions: {
+          sse: 100,
+          websocket: 100,
+          rates: [20, 50],
+          warmupSeconds: seconds(2),
+          seconds: seconds(10),
+        },
+      };
+}
+//# sourceMappingURL=plan.js.map

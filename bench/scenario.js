@@ -1,0 +1,2 @@
+export {};
+//# sourceMappingURL=scenario.js.map

@@ -1,0 +1,158 @@
+import type { Transaction } from 'kysely';
+import type { OutboxDatabase } from '../db/database.ts';
+import { DEFAULTS } from '../defaults.ts';
+import { ValidationError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import type { EventDefinition, EventMetadata, RecordedEventOf } from '../outbox/event.ts';
+
+/** Retry policy of a consumer. Delay of attempt n = min(maxDelayMs, initialDelayMs·2^(n-1)), ±jitter. */
+export interface RetryPolicy {
+  /** Attempts before the event is exhausted (dead-lettered or blocking). Default `8`. */
+  readonly maxAttempts: number;
+  /** Delay before the 2nd attempt. Default `1000` ms. */
+  readonly initialDelayMs: number;
+  /** Upper bound of a delay. Default `300000` ms (5 min). */
+  readonly maxDelayMs: number;
+  /** Random share of each delay, 0..1: a delay d becomes d·(1 − jitter·rand). Default `0.2`. */
+  readonly jitter: number;
+}
+
+/** What a handler gets besides the event and the transaction. */
+export interface HandlerContext {
+  readonly consumer: string;
+  /** 1 on the first delivery of this event to this consumer, then 2, 3… */
+  readonly attempt: number;
+  /**
+   * Stable across redeliveries of this event to this consumer (`<consumer>:<event id>`): pass it to outside
+   * systems (payment providers, mailers) so a redelivery after a crash does not act twice there.
+   */
+  readonly idempotencyKey: string;
+  /** Aborted when the handler's timeout passes; the transaction is rolled back then. */
+  readonly signal: AbortSignal;
+  /** Metadata for events this handler appends: same correlation id, causation = this event. */
+  readonly causedBy: EventMetadata;
+  readonly logger: Logger;
+}
+
+/**
+ * The delivery transaction as a handler sees it: a Kysely transaction typed for the application's own
+ * database. Everything written through it commits together with the consumer's checkpoint.
+ */
+export type HandlerTransaction<DB = OutboxDatabase> = Transaction<DB>;
+
+/**
+ * Options of {@link defineConsumer}.
+ *
+ * @typeParam D - the event definitions subscribed to; a handler receives their discriminated union.
+ * @typeParam DB - the application's Kysely database type, taken from the annotation of the handler's
+ *   transaction parameter (`trx: Transaction<DB>`); the engine's own tables when it is not annotated.
+ */
+export interface ConsumerOptions<D extends EventDefinition, DB = OutboxDatabase> {
+  /** Unique name: lower case letters, digits, `-`, `_` (e.g. `payment`). */
+  readonly name: string;
+  /** Event types delivered to this consumer. */
+  readonly on: readonly D[];
+  /** Only events of these stream types; default all. */
+  readonly streamTypes?: readonly string[];
+  /**
+   * Partitions: a stream always maps to one, delivered in order; partitions run in parallel. Default `8`.
+   * Fixed once the consumer exists (changing it would reorder streams in flight).
+   */
+  readonly partitions?: number;
+  readonly retry?: Partial<RetryPolicy>;
+  /** After max attempts: `dead_letter` (default) records the event and the stream continues; `block` keeps the stream waiting for an operator. */
+  readonly onExhausted?: 'dead_letter' | 'block';
+  /** Where a consumer seen for the first time starts: `beginning` (default) or `now`. */
+  readonly startFrom?: 'beginning' | 'now';
+  /** Events handled per delivery transaction. Default `100`. */
+  readonly batchSize?: number;
+  /** A handler call taking longer fails (and is retried). Default `30000` ms. */
+  readonly timeoutMs?: number;
+  /**
+   * Handles one event. Runs inside the delivery transaction: its writes, the consumer's checkpoint and any
+   * events it appends commit together, so a crash means redelivery and never a half-done effect. Throwing
+   * rolls back its writes and schedules a retry.
+   */
+  handle(event: RecordedEventOf<D>, trx: HandlerTransaction<DB>, context: HandlerContext): Promise<void>;
+}
+
+/** A consumer, with defaults applied. */
+export interface ConsumerDefinition {
+  readonly name: string;
+  readonly eventTypes: readonly string[];
+  readonly definitions: readonly EventDefinition[];
+  readonly streamTypes: readonly string[] | undefined;
+  readonly partitions: number;
+  readonly retry: RetryPolicy;
+  readonly onExhausted: 'dead_letter' | 'block';
+  readonly startFrom: 'beginning' | 'now';
+  readonly batchSize: number;
+  readonly timeoutMs: number;
+  /** Typed by the definition it came from; the engine calls it with the event and the delivery transaction. */
+  readonly handle: (event: never, trx: never, context: HandlerContext) => Promise<void>;
+}
+
+const consumerName = /^[a-z][a-z0-9_-]{0,62}$/;
+
+/** Declares a consumer; see {@link ConsumerOptions}. Pass it to `startPostbox({ consumers })`. */
+export function defineConsumer<D extends EventDefinition, DB = OutboxDatabase>(
+  options: ConsumerOptions<D, DB>,
+): ConsumerDefinition {
+  if (!consumerName.test(options.name)) {
+    throw new ValidationError(`Consumer name "${options.name}" must match ${consumerName}`, 'name');
+  }
+  if (options.on.length === 0)
+    throw new ValidationError(`Consumer ${options.name} subscribes to no event type`, 'on');
+  const defaults = DEFAULTS.consumer;
+  const partitions = options.partitions ?? defaults.partitions;
+  if (!Number.isInteger(partitions) || partitions < 1 || partitions > 256) {
+    throw new ValidationError(`Consumer ${options.name}: partitions must be 1..256`, 'partitions');
+  }
+  const retry: RetryPolicy = {
+    maxAttempts: options.retry?.maxAttempts ?? defaults.retry.maxAttempts,
+    initialDelayMs: options.retry?.initialDelayMs ?? defaults.retry.initialDelayMs,
+    maxDelayMs: options.retry?.maxDelayMs ?? defaults.retry.maxDelayMs,
+    jitter: options.retry?.jitter ?? defaults.retry.jitter,
+  };
+  if (
+    !Number.isInteger(retry.maxAttempts) ||
+    retry.maxAttempts < 1 ||
+    !(retry.initialDelayMs >= 0) ||
+    !(retry.maxDelayMs >= retry.initialDelayMs)
+  ) {
+    throw new ValidationError(`Consumer ${options.name}: invalid retry policy`, 'retry');
+  }
+  const batchSize = options.batchSize ?? defaults.batchSize;
+  if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 5000) {
+    throw new ValidationError(`Consumer ${options.name}: batchSize must be an integer 1..5000`, 'batchSize');
+  }
+  const timeoutMs = options.timeoutMs ?? defaults.timeoutMs;
+  if (!Number.isFinite(timeoutMs) || timeoutMs < 10) {
+    throw new ValidationError(`Consumer ${options.name}: timeoutMs must be a number of ms ≥ 10`, 'timeoutMs');
+  }
+  if (!(retry.jitter >= 0 && retry.jitter <= 1))
+    throw new ValidationError('retry.jitter must be within 0..1', 'retry.jitter');
+  return Object.freeze({
+    name: options.name,
+    eventTypes: [...new Set(options.on.map((definition) => definition.type))],
+    definitions: [...options.on],
+    streamTypes: options.streamTypes ? [...options.streamTypes] : undefined,
+    partitions,
+    retry,
+    onExhausted: options.onExhausted ?? defaults.onExhausted,
+    startFrom: options.startFrom ?? defaults.startFrom,
+    batchSize,
+    timeoutMs,
+    handle: options.handle as ConsumerDefinition['handle'],
+  });
+}
+
+/** Delay before attempt `attempt + 1`, after `attempt` failures. */
+export function retryDelayMs(
+  policy: RetryPolicy,
+  attempt: number,
+  random: () => number = Math.random,
+): number {
+  const base = Math.min(policy.maxDelayMs, policy.initialDelayMs * 2 ** Math.max(0, attempt - 1));
+  return Math.round(base * (1 - policy.jitter * random()));
+}

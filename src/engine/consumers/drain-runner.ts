@@ -1,0 +1,160 @@
+import type { AddJobsFunction } from 'graphile-worker';
+import type { EngineDb as Db } from '../db/database.ts';
+import type { Logger } from '../logger.ts';
+import type { EventRegistry } from '../outbox/read.ts';
+import { type DrainTarget, scheduleDrains, scheduleRetry } from '../relay/schedule.ts';
+import type { ConsumerDefinition } from './consumer.ts';
+import { type DeliveryOutcome, drainPartition } from './drain.ts';
+
+/** Options of {@link DrainRunner}. */
+export interface DrainRunnerOptions {
+  readonly db: Db;
+  readonly consumers: ReadonlyMap<string, ConsumerDefinition>;
+  readonly registry: EventRegistry;
+  readonly logger: Logger;
+  readonly onDelivery?: (outcome: DeliveryOutcome) => void;
+  /** graphile-worker's `addJobs` (resolved lazily: the worker utilities exist only after the runner). */
+  readonly addJobs: AddJobsFunction;
+  /** Time one queued drain job may keep its worker slot before it re-enqueues itself, ms. */
+  readonly jobBudgetMs: number;
+  /** Partitions this process drains at once on the relay's direct hand-off (besides queued jobs). */
+  readonly localConcurrency: number;
+}
+
+/** How a drain loop ended. */
+type LoopEnd = 'done' | 'requeued';
+
+const key = (target: DrainTarget): string => `${target.consumer}\u0000${target.partition}`;
+
+/**
+ * Runs partition drains in this process, from two sources:
+ *
+ * - **Queued jobs** (graphile-worker's `postbox_drain` task): polls, retries, redrives, overflow, and
+ *   news for partitions of consumers other processes run. Budgeted: after `jobBudgetMs` a job re-enqueues
+ *   itself so a backlog on one partition cannot hold a worker slot against the others.
+ * - **Direct hand-off from the relay** ({@link offer}), when the relay leads in this process: the relay
+ *   passes the partitions of a scan here instead of enqueueing jobs, while this process has free slots.
+ *   That skips a job round trip (insert + NOTIFY + fetch + complete) between commit and handler, which
+ *   was most of the delivery latency on a quiet system. What is not taken goes to the queue as before.
+ *
+ * Correctness does not rest on this class: a drain is exclusive per partition by its advisory lock, and
+ * progress is the committed checkpoint. A hand-off lost in a crash leaves its events after the checkpoint,
+ * where the relay's poll finds them (as it finds a lost job).
+ */
+export class DrainRunner {
+  readonly #options: DrainRunnerOptions;
+  /** Partitions draining in this process on a hand-off → whether news arrived meanwhile. */
+  readonly #local = new Map<string, { again: boolean }>();
+  readonly #loops = new Set<Promise<void>>();
+  #stopping = false;
+
+  constructor(options: DrainRunnerOptions) {
+    this.#options = options;
+  }
+
+  /** Partitions draining on a hand-off right now. */
+  get localDrains(): number {
+    return this.#local.size;
+  }
+
+  /**
+   * The relay's hand-off: takes the targets it can drain now (already draining here: flagged to look
+   * again; otherwise while a slot is free) and returns the rest, for the queue.
+   */
+  offer(targets: readonly DrainTarget[]): DrainTarget[] {
+    const rest: DrainTarget[] = [];
+    for (const target of targets) {
+      if (this.#stopping || !this.#options.consumers.has(target.consumer)) {
+        rest.push(target);
+        continue;
+      }
+      const running = this.#local.get(key(target));
+      if (running) {
+        running.again = true;
+      } else if (this.#local.size < this.#options.localConcurrency) {
+        this.#startLocal(target);
+      } else {
+        rest.push(target);
+      }
+    }
+    return rest;
+  }
+
+  /** The body of the `postbox_drain` graphile-worker task. */
+  async runJob(target: DrainTarget, addJobs: AddJobsFunction): Promise<void> {
+    if (!this.#options.consumers.has(target.consumer)) return; // another deployment's consumer
+    const running = this.#local.get(key(target));
+    if (running) {
+      // This process is draining the partition on a hand-off: have it look again rather than queue on
+      // its lock.
+      running.again = true;
+      return;
+    }
+    await this.#drainLoop(target, addJobs, Date.now() + this.#options.jobBudgetMs);
+  }
+
+  /** Stops taking hand-offs and waits for the local drains to commit their current batch. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    while (this.#loops.size > 0) await Promise.allSettled([...this.#loops]);
+  }
+
+  #startLocal(target: DrainTarget): void {
+    const state = { again: false };
+    this.#local.set(key(target), state);
+    const loop = (async () => {
+      try {
+        for (;;) {
+          state.again = false;
+          const end = await this.#drainLoop(target, this.#options.addJobs, undefined);
+          if (end === 'requeued' || !state.again || this.#stopping) break;
+        }
+      } catch (error) {
+        // The events stay after the checkpoint; a queued drain (or the next poll, if even that fails)
+        // delivers them.
+        this.#options.logger.warn({ err: error, ...target }, 'drain failed; re-queued');
+        await scheduleDrains(this.#options.addJobs, [target], new Date(Date.now() + 1000)).catch(
+          () => undefined,
+        );
+      } finally {
+        this.#local.delete(key(target));
+      }
+    })();
+    this.#loops.add(loop);
+    void loop.finally(() => this.#loops.delete(loop));
+  }
+
+  /**
+   * Drains until nothing is ready. `deadline`: re-enqueue past it (jobs); none: keep going (hand-offs —
+   * other partitions are not starved by it, they overflow to the queue).
+   */
+  async #drainLoop(
+    target: DrainTarget,
+    addJobs: AddJobsFunction,
+    deadline: number | undefined,
+  ): Promise<LoopEnd> {
+    const consumer = this.#options.consumers.get(target.consumer);
+    if (!consumer) return 'done';
+    for (;;) {
+      const result = await drainPartition(this.#options.db, consumer, target.partition, {
+        logger: this.#options.logger,
+        registry: this.#options.registry,
+        ...(this.#options.onDelivery ? { onDelivery: this.#options.onDelivery } : {}),
+      });
+      if (result.nextRetryAt) await scheduleRetry(addJobs, target, result.nextRetryAt);
+      if (result.status === 'busy') {
+        // Another drainer holds the partition. It may be finishing just as news arrived: look again,
+        // due at once (the next drain waits up to LOCK_WAIT on the lock, which paces it). Not a few ms
+        // later: graphile-worker is woken by the insert, finds nothing due yet, and would only look again
+        // at its poll interval.
+        await scheduleDrains(addJobs, [target]);
+        return 'requeued';
+      }
+      if (result.status !== 'more') return 'done';
+      if (this.#stopping || (deadline !== undefined && Date.now() >= deadline)) {
+        await scheduleDrains(addJobs, [target]);
+        return 'requeued';
+      }
+    }
+  }
+}

@@ -1,0 +1,51 @@
+import type { Kysely } from 'kysely';
+import { sql } from 'kysely';
+import { engineView } from '../db/database.ts';
+import { ConfigError } from '../errors.ts';
+import { READABLE_HORIZON } from '../outbox/horizon.ts';
+import type { ConsumerDefinition } from './consumer.ts';
+
+/**
+ * Writes the consumers' definitions to `outbox.consumers` and creates their partitions. A consumer seen
+ * for the first time starts at the beginning of the log, or — with `startFrom: 'now'` — after everything
+ * committed so far (its checkpoint is the current gap-safe horizon).
+ *
+ * The partition count of an existing consumer cannot change here: streams would move to other partitions
+ * while events are in flight, breaking per-stream order. That is refused with a {@link ConfigError}.
+ */
+export async function registerConsumers<DB>(
+  database: Kysely<DB>,
+  consumers: readonly ConsumerDefinition[],
+): Promise<void> {
+  const db = engineView(database);
+  const names = new Set<string>();
+  for (const consumer of consumers) {
+    if (names.has(consumer.name)) throw new ConfigError(`Two consumers are named ${consumer.name}`);
+    names.add(consumer.name);
+  }
+  await db.transaction().execute(async (trx) => {
+    for (const consumer of consumers) {
+      const { rows } = await sql<{ partitions: number }>`
+        insert into outbox.consumers as c (name, event_types, stream_types, partitions, on_exhausted)
+        values (${consumer.name}, ${[...consumer.eventTypes]}::text[],
+                ${consumer.streamTypes ? [...consumer.streamTypes] : null}::text[], ${consumer.partitions},
+                ${consumer.onExhausted})
+        on conflict (name) do update
+          set event_types = excluded.event_types, stream_types = excluded.stream_types,
+              on_exhausted = excluded.on_exhausted, updated_at = now()
+        returning c.partitions`.execute(trx);
+      const stored = rows[0]?.partitions;
+      if (stored !== consumer.partitions) {
+        throw new ConfigError(
+          `Consumer ${consumer.name} has ${stored} partitions in the database but ${consumer.partitions} in code. ` +
+            'Changing it would reorder streams in flight; keep the stored count, or create a consumer under a new name.',
+        );
+      }
+      const start = consumer.startFrom === 'now' ? sql.raw(READABLE_HORIZON) : sql`${'0'}::xid8`;
+      await sql`
+        insert into outbox.consumer_partitions (consumer, partition, checkpoint_xid, checkpoint_position)
+        select ${consumer.name}, p, ${start}, 0 from generate_series(0, ${consumer.partitions - 1}) p
+        on conflict do nothing`.execute(trx);
+    }
+  });
+}

@@ -1,0 +1,23 @@
+/**
+ * Every default of the engine, in one place. Options document their default where they are declared and
+ * take the value from here, so a default changes in one line.
+ */
+export const DEFAULTS = Object.freeze({
+  /** Partition drains a process runs at once from graphile-worker's queue (`startPostbox`). */
+  concurrency: 8,
+  /** The relay's poll: the guarantee behind NOTIFY wake-ups, ms. */
+  pollIntervalMs: 2000,
+  /** Time one queued drain job may keep its worker slot before it hands over, ms. */
+  drainBudgetMs: 1000,
+  /** Connections of the pool `startPostbox` makes when given a connection string instead of a pool. */
+  poolSize: 10,
+  /** Per consumer (`defineConsumer`). */
+  consumer: Object.freeze({
+    partitions: 8,
+    batchSize: 100,
+    timeoutMs: 30_000,
+    onExhausted: 'dead_letter' as const,
+    startFrom: 'beginning' as const,
+    retry: Object.freeze({ maxAttempts: 8, initialDelayMs: 1000, maxDelayMs: 300_000, jitter: 0.2 }),
+  }),
+});

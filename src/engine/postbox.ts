@@ -1,0 +1,236 @@
+import {
+  makeWorkerUtils,
+  type Runner,
+  run,
+  type Task,
+  Logger as WorkerLogger,
+  type WorkerUtils,
+} from 'graphile-worker';
+import pg from 'pg';
+import type { ConsumerDefinition } from './consumers/consumer.ts';
+import { DrainRunner } from './consumers/drain-runner.ts';
+import { registerConsumers } from './consumers/register.ts';
+import { createDb, type EngineDb } from './db/database.ts';
+import { createPool } from './db/pool.ts';
+import { DEFAULTS } from './defaults.ts';
+import { type Logger, silentLogger } from './logger.ts';
+import type { EventDefinition } from './outbox/event.ts';
+import { createEventRegistry } from './outbox/read.ts';
+import { createPostboxEvents, type PostboxEvents } from './postbox-events.ts';
+import { Relay } from './relay/relay.ts';
+import { DRAIN_TASK, type DrainJobPayload } from './relay/schedule.ts';
+import { guardWorkerRejections } from './worker-rejections.ts';
+
+/** Where the engine connects: the application's pool (preferred), or a URL for a pool of its own. */
+export type PostboxConnection =
+  | {
+      /**
+       * The application's pool; the engine runs delivery transactions on it and never ends it. Size it for
+       * the application plus `concurrency + handoffConcurrency` drains.
+       */
+      readonly pool: pg.Pool;
+    }
+  | {
+      /** A connection string: the engine makes a pool of `DEFAULTS.poolSize` (10) and ends it on `stop()`. */
+      readonly connectionString: string;
+    };
+
+/** Options of {@link startPostbox}. */
+export type PostboxOptions = PostboxConnection & {
+  /** The consumers this process runs (from {@link defineConsumer}). */
+  readonly consumers: readonly ConsumerDefinition[];
+  /** Extra event definitions to upcast and validate with; the consumers' own are always included. */
+  readonly events?: readonly EventDefinition[];
+  /** Partition drains this process runs at once from the job queue. Default `8` (`DEFAULTS.concurrency`). */
+  readonly concurrency?: number;
+  /** The relay's poll interval (the delivery guarantee behind NOTIFY), ms. Default `2000`. */
+  readonly pollIntervalMs?: number;
+  /**
+   * Time one queued drain may keep a worker slot before it hands over (re-enqueues itself), ms. Keeps a
+   * backlog on one partition from starving the others. Default `1000`.
+   */
+  readonly drainBudgetMs?: number;
+  /**
+   * Partitions this process drains at once when the relay leading here hands them over directly (no job
+   * round trip), on top of `concurrency` queued drains. `0` sends everything through the job queue.
+   * Default: `concurrency`.
+   */
+  readonly handoffConcurrency?: number;
+  /** A pino-compatible logger. Default: logs nothing. */
+  readonly logger?: Logger;
+  /**
+   * Keep the process alive through graphile-worker's unhandled rejections when the database is lost (it
+   * does not await some job completions). Only those are absorbed, and only while the application has no
+   * `unhandledRejection` listener of its own; see `worker-rejections.ts`. Default `true`.
+   */
+  readonly guardWorkerRejections?: boolean;
+};
+
+/** A running engine: relay + graphile-worker + this process's consumers. */
+export interface Postbox {
+  /** Delivery and relay events, for metrics and logs (see {@link PostboxEventMap}). */
+  readonly events: PostboxEvents;
+  /** Wakes the relay for an immediate poll in this process (admin actions NOTIFY it on commit anyway). */
+  requestPoll(): void;
+  /** True while this process leads the relay. */
+  isLeader(): boolean;
+  /** False once stopped, or if graphile-worker's runner ended on its own (for readiness checks). */
+  isRunning(): boolean;
+  /**
+   * Stops taking work, lets running drains finish (their transactions commit), stops the relay and the
+   * engine's own connections. The application's pool stays open. Idempotent.
+   */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the engine in this process: registers the consumers, runs graphile-worker with the partition-drain
+ * task, and starts the relay. Needs {@link migrate} applied. Reads no environment variables and installs
+ * no signal handlers: the application decides when to call `stop()`.
+ *
+ * @example
+ * const postbox = await startPostbox({ pool, consumers: [paymentConsumer], logger });
+ * // …
+ * await postbox.stop(); // the pool is still yours
+ */
+export async function startPostbox(options: PostboxOptions): Promise<Postbox> {
+  const logger = options.logger ?? silentLogger;
+  const concurrency = positiveInteger(options.concurrency ?? DEFAULTS.concurrency, 'concurrency');
+  const pollIntervalMs = positiveInteger(options.pollIntervalMs ?? DEFAULTS.pollIntervalMs, 'pollIntervalMs');
+  const drainBudgetMs = positiveInteger(options.drainBudgetMs ?? DEFAULTS.drainBudgetMs, 'drainBudgetMs');
+  const handoffConcurrency = options.handoffConcurrency ?? concurrency;
+  if (!Number.isInteger(handoffConcurrency) || handoffConcurrency < 0) {
+    throw new TypeError('postbox: handoffConcurrency must be a non-negative integer');
+  }
+  const ownPool =
+    'pool' in options
+      ? undefined
+      : createPool({ connectionString: options.connectionString, max: DEFAULTS.poolSize, logger });
+  const pool = 'pool' in options ? options.pool : (ownPool as pg.Pool);
+  // The relay's LISTEN connection and graphile-worker's pool connect like the application's pool does.
+  const clientConfig: pg.ClientConfig = { ...pool.options };
+  const db: EngineDb = createDb(pool);
+  const { events, emit } = createPostboxEvents();
+  const consumers = new Map(options.consumers.map((consumer) => [consumer.name, consumer]));
+  const registry = createEventRegistry([
+    ...(options.events ?? []),
+    ...options.consumers.flatMap((consumer) => consumer.definitions),
+  ]);
+  await registerConsumers(db, options.consumers);
+  const unguard = (options.guardWorkerRejections ?? true) ? guardWorkerRejections(logger) : () => {};
+  // Resolved once graphile-worker's utilities exist (the runner needs the task, the task needs addJobs).
+  let workerUtils: WorkerUtils | undefined;
+  const drains = new DrainRunner({
+    db,
+    consumers,
+    registry,
+    logger,
+    onDelivery: (outcome) => emit('delivery', outcome),
+    addJobs: (specs, preserveRunAt) => {
+      if (!workerUtils) throw new Error('postbox: worker utilities are not ready');
+      return workerUtils.addJobs(specs, preserveRunAt);
+    },
+    jobBudgetMs: drainBudgetMs,
+    localConcurrency: handoffConcurrency,
+  });
+  const drainTask: Task = async (rawPayload, helpers) => {
+    const payload = rawPayload as DrainJobPayload;
+    emit('job', { consumer: payload.consumer, partition: payload.partition });
+    await drains.runJob({ consumer: payload.consumer, partition: payload.partition }, helpers.addJobs);
+  };
+
+  const workerLogger = new WorkerLogger((scope) => (level, message, meta) => {
+    const log = logger.child({ worker: scope });
+    if (level === 'error') log.error(meta ?? {}, message);
+    else if (level === 'warning') log.warn(meta ?? {}, message);
+    else log.debug(meta ?? {}, message);
+  });
+  // graphile-worker's own bookkeeping (fetching, completing and adding drain jobs) runs on a pool of its
+  // own with synchronous_commit off: it saves an fsync per job step, and losing such a write in a crash
+  // is harmless here — delivery progress lives in the checkpoint, written by the drain's own (durable)
+  // transaction on the application's pool; a lost job is re-created by the relay's poll, a lost completion
+  // just re-runs a drain that finds nothing new.
+  const jobPool = new pg.Pool({
+    ...clientConfig,
+    max: concurrency * 2 + 4,
+    application_name: 'postbox-worker',
+    options: '-c synchronous_commit=off',
+  });
+  jobPool.on('error', (error) => logger.warn({ err: error }, 'idle graphile-worker connection failed'));
+  // A checked-out client's loss rejects its query; this keeps its 'error' event from crashing the process.
+  jobPool.on('connect', (client) => client.on('error', () => {}));
+  let runner: Runner;
+  try {
+    runner = await run({
+      pgPool: jobPool,
+      concurrency,
+      noHandleSignals: true,
+      pollInterval: pollIntervalMs,
+      logger: workerLogger,
+      taskList: { [DRAIN_TASK]: drainTask },
+    });
+    workerUtils = await makeWorkerUtils({ pgPool: jobPool, logger: workerLogger });
+  } catch (error) {
+    await jobPool.end().catch(() => undefined);
+    await ownPool?.end().catch(() => undefined);
+    unguard();
+    throw error;
+  }
+  const utils = workerUtils;
+  const relay = new Relay({
+    clientConfig,
+    consumers: [...consumers.keys()],
+    addJobs: utils.addJobs,
+    ...(handoffConcurrency === 0 ? {} : { handoff: (targets) => drains.offer(targets) }),
+    pollIntervalMs,
+    logger,
+    onActivity: (kind, scheduled) => emit('relay', { kind, scheduled }),
+  });
+  await relay.start();
+
+  let running = true;
+  runner.promise.then(
+    () => {
+      running = false;
+    },
+    (error: unknown) => {
+      running = false;
+      logger.error({ err: error }, 'graphile-worker runner failed');
+    },
+  );
+  let stopping: Promise<void> | undefined;
+  return {
+    events,
+    requestPoll: () => relay.requestPoll(),
+    isLeader: () => relay.isLeader,
+    isRunning: () => running && !stopping,
+    stop() {
+      stopping ??= (async () => {
+        await relay.stop();
+        await drains.stop();
+        await runner.stop();
+        await utils.release();
+        // graphile-worker does not await its last job completions; let them get a connection and finish
+        // before the pool ends (pg-pool would leave them waiting until the connect timeout, then reject).
+        const deadline = Date.now() + 5000;
+        while (
+          (jobPool.waitingCount > 0 || jobPool.idleCount < jobPool.totalCount) &&
+          Date.now() < deadline
+        ) {
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+        await jobPool.end();
+        await ownPool?.end();
+        unguard();
+      })();
+      return stopping;
+    },
+  };
+}
+
+function positiveInteger(value: number, name: string): number {
+  if (!Number.isInteger(value) || value < 1) {
+    throw new TypeError(`postbox: ${name} must be a positive integer (got ${value})`);
+  }
+  return value;
+}
