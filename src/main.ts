@@ -105,6 +105,7 @@ export async function startService(config: Config, logger: Logger = createLogger
       api = await startApiServer({
         db: database.db,
         connectionString: database.connectionString,
+        notifier: postbox?.notifier,
         logger,
         host: config.host,
         port: config.port,

@@ -17,6 +17,7 @@ import { type Logger, silentLogger } from './logger.ts';
 import type { EventDefinition } from './outbox/event.ts';
 import { createEventRegistry } from './outbox/read.ts';
 import { createPostboxEvents, type PostboxEvents } from './postbox-events.ts';
+import { Notifier } from './relay/notifier.ts';
 import { Relay } from './relay/relay.ts';
 import { DRAIN_TASK, type DrainJobPayload } from './relay/schedule.ts';
 import { guardWorkerRejections } from './worker-rejections.ts';
@@ -70,6 +71,11 @@ export type PostboxOptions = PostboxConnection & {
 export interface Postbox {
   /** Delivery and relay events, for metrics and logs (see {@link PostboxEventMap}). */
   readonly events: PostboxEvents;
+  /**
+   * This process's wake-up connection (LISTEN on the log's channel): other readers of the log in the
+   * process (a subscription feed) can subscribe to it instead of opening a connection of their own.
+   */
+  readonly notifier: Notifier;
   /** Wakes the relay for an immediate poll in this process (admin actions NOTIFY it on commit anyway). */
   requestPoll(): void;
   /** True while this process leads the relay. */
@@ -177,8 +183,16 @@ export async function startPostbox(options: PostboxOptions): Promise<Postbox> {
     throw error;
   }
   const utils = workerUtils;
-  const relay = new Relay({
+  // Asynchronous commit for the relay's writes on this connection (the sleep flag; job rows go through
+  // graphile-worker's pool): the flag is only a hint, and a job lost in a crash is re-created by the poll.
+  const notifier = new Notifier({
     clientConfig,
+    applicationName: 'postbox-relay',
+    serverOptions: '-c synchronous_commit=off',
+    logger,
+  });
+  const relay = new Relay({
+    notifier,
     consumers: [...consumers.keys()],
     addJobs: utils.addJobs,
     ...(handoffConcurrency === 0 ? {} : { handoff: (targets) => drains.offer(targets) }),
@@ -201,6 +215,7 @@ export async function startPostbox(options: PostboxOptions): Promise<Postbox> {
   let stopping: Promise<void> | undefined;
   return {
     events,
+    notifier,
     requestPoll: () => relay.requestPoll(),
     isLeader: () => relay.isLeader,
     isRunning: () => running && !stopping,

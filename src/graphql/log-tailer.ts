@@ -1,15 +1,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Kysely } from 'kysely';
-import pg from 'pg';
 import type { RecordedEvent } from '../engine/index.ts';
 import {
   type EventRegistry,
   LOG_START,
   type LogPoint,
+  Notifier,
   pointOf,
   readLogAfter,
   toRecordedEvent,
-  WAKE_CHANNEL,
 } from '../engine/index.ts';
 import type { Logger } from '../logger.ts';
 import { comparePoints, type EventFilter, matchesFilter, readEventPage, readLogHead } from './event-log.ts';
@@ -18,7 +17,12 @@ import { comparePoints, type EventFilter, matchesFilter, readEventPage, readLogH
 export interface LogTailerOptions {
   // biome-ignore lint/suspicious/noExplicitAny: the tailer only runs raw SQL; any Kysely database will do
   readonly db: Kysely<any>;
-  /** For the LISTEN connection (wake-up hints). Omitted: polling only. */
+  /**
+   * The process's wake-up connection, shared with the engine when it runs here (`postbox.notifier`).
+   * Omitted: the tailer opens its own from `connectionString`.
+   */
+  readonly notifier?: Notifier | undefined;
+  /** For a LISTEN connection of its own (wake-up hints) when no notifier is shared. Omitted: polling only. */
   readonly connectionString?: string | undefined;
   /** Upcasts payloads before they reach subscribers. */
   readonly registry: EventRegistry;
@@ -54,7 +58,9 @@ export class LogTailer {
   private wakeUp: (() => void) | undefined;
   private woken = false;
   private stopped = false;
-  private listener: pg.Client | undefined;
+  /** The notifier this tailer opened itself (when none was shared), and its subscription. */
+  private ownNotifier: Notifier | undefined;
+  private unsubscribe: (() => void) | undefined;
   private lastListenAttempt = 0;
   private readonly options: LogTailerOptions;
   private readonly pollIntervalMs: number;
@@ -87,9 +93,9 @@ export class LogTailer {
     for (const feed of [...this.feeds]) await feed.return();
     this.wake();
     await this.loop;
-    const listener = this.listener;
-    this.listener = undefined;
-    await listener?.end().catch(() => undefined);
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
+    await this.ownNotifier?.disconnect();
   }
 
   /** @internal Registers a feed; resolves with the tailer's point once it has one (see {@link LogFeed}). */
@@ -170,31 +176,29 @@ export class LogTailer {
     for (const resolve of this.pointWaiters.splice(0)) resolve();
   }
 
-  /** Keeps a LISTEN connection for wake-ups; failures only cost latency (polling carries on). */
+  /** Keeps wake-ups coming (a shared notifier, or one of its own); failures only cost latency. */
   private async listen(): Promise<void> {
-    if (this.listener || !this.options.connectionString || Date.now() - this.lastListenAttempt < 5000) return;
+    if (this.stopped) return;
+    if (this.options.notifier) {
+      this.unsubscribe ??= this.options.notifier.subscribe(() => this.wake());
+      return;
+    }
+    if (!this.options.connectionString) return;
+    if (!this.ownNotifier) {
+      this.ownNotifier = new Notifier({
+        clientConfig: { connectionString: this.options.connectionString },
+        applicationName: 'postbox-api-listen',
+        logger: this.options.logger,
+      });
+      this.unsubscribe = this.ownNotifier.subscribe(() => this.wake());
+    }
+    if (this.ownNotifier.client || Date.now() - this.lastListenAttempt < 5000) return;
     this.lastListenAttempt = Date.now();
-    const client = new pg.Client({
-      connectionString: this.options.connectionString,
-      application_name: 'postbox-api-listen',
-    });
-    client.on('error', (error) => {
-      this.options.logger.debug({ err: error }, 'subscription feed: LISTEN connection lost');
-      if (this.listener === client) this.listener = undefined;
-      client.end().catch(() => undefined);
-    });
-    client.on('notification', () => this.wake());
     try {
-      await client.connect();
-      await client.query(`listen ${WAKE_CHANNEL}`);
-      if (this.stopped) {
-        await client.end();
-        return;
-      }
-      this.listener = client;
+      await this.ownNotifier.connect();
+      if (this.stopped) await this.ownNotifier.disconnect();
     } catch (error) {
       this.options.logger.debug({ err: error }, 'subscription feed: LISTEN failed; polling only');
-      await client.end().catch(() => undefined);
     }
   }
 }

@@ -6,6 +6,7 @@ import { createAuthenticator } from '../auth/authenticate.ts';
 import type { JwtVerifier } from '../auth/jwt.ts';
 import type { Principal } from '../auth/principal.ts';
 import type { Db } from '../db/database.ts';
+import type { Notifier } from '../engine/index.ts';
 import { createEventRegistry } from '../engine/index.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -85,6 +86,8 @@ export interface GraphqlApiOptions {
   readonly logger: Logger;
   /** For the subscription feed's LISTEN connection; omitted: the feed polls only. */
   readonly connectionString?: string | undefined;
+  /** The engine's wake-up connection when it runs in this process (shared by the subscription feed). */
+  readonly notifier?: Notifier | undefined;
   /** Authentication. Required, so that no caller ends up with an open API by leaving it out. */
   readonly auth: ApiAuthOptions;
   /** Error details (`extensions.originalError`) and "Did you mean …" suggestions. Default `false`. */
@@ -162,6 +165,7 @@ export function createGraphqlApi(options: GraphqlApiOptions): GraphqlApi {
   const tailer = new LogTailer({
     db: options.db,
     connectionString: options.connectionString,
+    notifier: options.notifier,
     registry,
     logger: options.logger,
     ...options.feed,

@@ -77,6 +77,11 @@ export interface EventDefinition<TType extends string = string, TPayload = unkno
   create(streamId: string, payload: TPayload, options?: NewEventOptions): NewEvent<TType, TPayload>;
   /** Brings a stored payload of any known version to the current shape (and validates it). */
   upcast(payload: unknown, fromVersion: number): TPayload;
+  /**
+   * Validates a stored payload of any known version against the current schema (upcasting older ones):
+   * what a consumer gets. Throws {@link ValidationError} naming the first bad field (`payload.lines.0.sku`).
+   */
+  parse(payload: unknown, version: number): TPayload;
 }
 
 /** Options of {@link defineEvent}. */
@@ -147,6 +152,21 @@ export function defineEvent<TType extends string, TSchema extends z.ZodType>(
     return result.data as Payload;
   };
 
+  const upcast = (payload: unknown, fromVersion: number): Payload => {
+    if (fromVersion === schemaVersion) return payload as Payload;
+    if (fromVersion > schemaVersion || fromVersion < 1) {
+      throw new ValidationError(
+        `${options.type}: stored schema version ${fromVersion} is unknown to this code (current ${schemaVersion})`,
+        'schemaVersion',
+      );
+    }
+    let current = payload;
+    for (let version = fromVersion; version < schemaVersion; version++) {
+      current = (upcasters[version] as (p: unknown) => unknown)(current);
+    }
+    return validate(current, `${options.type} upcast from v${fromVersion}`);
+  };
+
   return Object.freeze({
     type: options.type,
     schemaVersion,
@@ -191,19 +211,11 @@ export function defineEvent<TType extends string, TSchema extends z.ZodType>(
         occurredAt: createOptions.occurredAt,
       };
     },
-    upcast(payload: unknown, fromVersion: number): Payload {
-      if (fromVersion === schemaVersion) return payload as Payload;
-      if (fromVersion > schemaVersion || fromVersion < 1) {
-        throw new ValidationError(
-          `${options.type}: stored schema version ${fromVersion} is unknown to this code (current ${schemaVersion})`,
-          'schemaVersion',
-        );
-      }
-      let current = payload;
-      for (let version = fromVersion; version < schemaVersion; version++) {
-        current = (upcasters[version] as (p: unknown) => unknown)(current);
-      }
-      return validate(current, `${options.type} upcast from v${fromVersion}`);
+    parse(payload: unknown, version: number): Payload {
+      return version === schemaVersion
+        ? validate(payload, `${options.type} v${version}`)
+        : upcast(payload, version);
     },
+    upcast,
   });
 }

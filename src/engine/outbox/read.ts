@@ -74,11 +74,24 @@ export function createEventRegistry(definitions: Iterable<EventDefinition>): Eve
 
 /**
  * Maps a row to a {@link RecordedEvent}, upcasting the payload to its type's current schema version when
- * the registry knows the type (unknown types pass through as stored).
+ * the registry knows the type (unknown types pass through as stored). With `validate`, a payload of the
+ * current version is checked against the schema too (events appended through SQL were not checked at write),
+ * and a {@link ValidationError} names the first bad field.
  */
-export function toRecordedEvent(row: EventRow, registry?: EventRegistry): RecordedEvent {
+export function toRecordedEvent(
+  row: EventRow,
+  registry?: EventRegistry,
+  options: { readonly validate?: boolean } = {},
+): RecordedEvent {
   const definition = registry?.get(row.type);
   const upcast = definition && row.schema_version !== definition.schemaVersion;
+  const payload = !definition
+    ? row.payload
+    : options.validate
+      ? definition.parse(row.payload, row.schema_version)
+      : upcast
+        ? definition.upcast(row.payload, row.schema_version)
+        : row.payload;
   return {
     position: row.position,
     id: row.id,
@@ -87,7 +100,7 @@ export function toRecordedEvent(row: EventRow, registry?: EventRegistry): Record
     streamId: row.stream_id,
     streamVersion: row.stream_version,
     schemaVersion: upcast ? definition.schemaVersion : row.schema_version,
-    payload: upcast ? definition.upcast(row.payload, row.schema_version) : row.payload,
+    payload,
     metadata: row.metadata,
     occurredAt: row.occurred_at,
     transactionId: row.transaction_id,

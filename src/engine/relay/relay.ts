@@ -1,22 +1,22 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AddJobsFunction } from 'graphile-worker';
-import pg from 'pg';
-import { LEADER_LOCK_KEY } from '../db/lock-keys.ts';
+import type pg from 'pg';
 import type { Logger } from '../logger.ts';
-import { READABLE_HORIZON } from '../outbox/horizon.ts';
-import { WAKE_CHANNEL } from '../outbox/wake-channel.ts';
+import type { LogPoint } from '../outbox/read.ts';
+import { pollPartitions } from '../sql/poll-partitions.ts';
+import { markRelayAsleep, readSnapshotXmax } from '../sql/relay-state.ts';
+import { readLogHeadOn, SCAN_LIMIT, scanLog } from '../sql/scan-log.ts';
+import { tryLead } from './elector.ts';
+import type { Notifier } from './notifier.ts';
 import { type DrainTarget, scheduleDrains } from './schedule.ts';
-
-/** Events one scan reads at most. */
-const SCAN_LIMIT = 5000;
 
 /** Pause between scans while awake and caught up (see work()). */
 const AWAKE_SCAN_INTERVAL_MS = 2;
 
 /** Options of {@link Relay}. */
 export interface RelayOptions {
-  /** How to open the dedicated LISTEN connection (a pool connection cannot hold LISTEN or a session lock reliably). */
-  readonly clientConfig: pg.ClientConfig;
+  /** The process's wake-up connection; the relay also holds its leader lock and runs its scans on it. */
+  readonly notifier: Notifier;
   /** Consumers this process knows; only they are scheduled. */
   readonly consumers: readonly string[];
   readonly addJobs: AddJobsFunction;
@@ -32,42 +32,33 @@ export interface RelayOptions {
   readonly onActivity?: (kind: 'wakeup' | 'poll' | 'scan', scheduled: number) => void;
 }
 
-interface ScanRow {
-  count: number;
-  last_xid: string | null;
-  last_position: string | null;
-  targets: DrainTarget[] | null;
-  woke: number;
-  unreadable: boolean;
-  xmin: string;
-}
-
 /**
- * Turns committed events into drain jobs.
+ * Turns committed events into drains.
  *
- * One relay per database leads (session advisory lock); the others stand by and take over when the
- * leader's connection dies. The leader keeps a cursor in log order and, for each batch of newly readable
- * events, enqueues one drain job per (consumer, partition) concerned — one `add_jobs` call per batch.
+ * One relay per database leads ({@link tryLead}); the others stand by and take over when the leader's
+ * connection dies. The leader keeps a cursor in log order and, for each batch of newly readable events,
+ * hands the (consumer, partition) pairs concerned to this process's drains or enqueues drain jobs — one
+ * `add_jobs` call per batch.
  *
  * Wake-ups: while it has nothing to do, the leader marks itself asleep in `outbox.relay_state` and waits
- * on LISTEN; writers send a NOTIFY only then (see migration 000001). NOTIFY is only a hint: every
+ * for a NOTIFY; writers send one only then (see migration 000001). NOTIFY is only a hint: every
  * `pollIntervalMs` the leader also looks for every partition that has readable events past its
  * checkpoint, a retry due or a redrive requested, so a lost notification or a crashed drain delays
  * delivery by at most one interval and never loses it.
  */
 export class Relay {
-  private client: pg.Client | undefined;
   private leader = false;
   private stopped = false;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   private pendingWake = false;
   private pollRequested = true;
-  private cursor: { logXid: string; position: string } | undefined;
+  private cursor: LogPoint | undefined;
   private lastPollAt = 0;
   /** What we last wrote to `outbox.relay_state.sleeping` (skips redundant writes). */
   private asleep = false;
   private readonly options: RelayOptions;
+  private readonly unsubscribe: Array<() => void> = [];
 
   constructor(options: RelayOptions) {
     this.options = options;
@@ -80,9 +71,22 @@ export class Relay {
 
   /** Starts the loop; resolves once the first connection attempt is done (leader or not). */
   async start(): Promise<void> {
-    await this.connect().catch((error: unknown) =>
-      this.options.logger.warn({ err: error }, 'relay: connect failed'),
+    const { notifier } = this.options;
+    this.unsubscribe.push(
+      notifier.subscribe((payload) => {
+        if (payload === 'poll') this.pollRequested = true;
+        this.options.onActivity?.('wakeup', 0);
+        this.pendingWake = true;
+        this.wake?.();
+      }),
+      notifier.onLost(() => {
+        this.leader = false;
+        this.wake?.();
+      }),
     );
+    await notifier
+      .connect()
+      .catch((error: unknown) => this.options.logger.warn({ err: error }, 'relay: connect failed'));
     this.loop = this.run();
   }
 
@@ -91,6 +95,7 @@ export class Relay {
     this.stopped = true;
     this.wake?.();
     await this.loop;
+    for (const unsubscribe of this.unsubscribe.splice(0)) unsubscribe();
     await this.disconnect();
   }
 
@@ -104,15 +109,15 @@ export class Relay {
     let failures = 0;
     while (!this.stopped) {
       try {
-        if (!this.client) await this.connect();
+        const client = await this.options.notifier.connect();
         if (!this.leader) {
-          await this.tryLead();
+          await this.lead(client);
           if (!this.leader) {
             await this.waitForWake(this.options.pollIntervalMs);
             continue;
           }
         }
-        await this.work();
+        await this.work(client);
         failures = 0;
       } catch (error) {
         failures++;
@@ -124,8 +129,7 @@ export class Relay {
   }
 
   /** One leader iteration: scan; if idle, sleep until a wake-up or the next poll. */
-  private async work(): Promise<void> {
-    const client = this.client as pg.Client;
+  private async work(client: pg.Client): Promise<void> {
     if (this.pollRequested || Date.now() - this.lastPollAt >= this.options.pollIntervalMs) {
       await this.poll(client);
     }
@@ -133,7 +137,7 @@ export class Relay {
     if (first.count > 0) {
       // Awake under load writers send no NOTIFY, so the relay paces itself: a partial batch means it is
       // caught up; waiting 2 ms lets events accumulate into the next scan instead of spinning a core on
-      // back-to-back scans (measured: an unpaced relay halved append throughput on 2 cores).
+      // back-to-back scans (an unpaced relay halved append throughput on 2 cores).
       if (first.count < SCAN_LIMIT) await this.waitForWake(AWAKE_SCAN_INTERVAL_MS);
       return;
     }
@@ -146,15 +150,9 @@ export class Relay {
       return;
     }
     // Mark asleep, then look once more: a writer that read "awake" just before did not NOTIFY.
-    await client.query(
-      `insert into outbox.relay_state (sleeping) values (true)
-       on conflict (id) do update set sleeping = true, updated_at = now()`,
-    );
+    await markRelayAsleep(client);
     this.asleep = true;
-    const { rows } = await client.query<{ horizon: string }>(
-      'select pg_snapshot_xmax(pg_current_snapshot())::text as horizon',
-    );
-    const horizon = rows[0]?.horizon ?? '0';
+    const horizon = await readSnapshotXmax(client);
     for (;;) {
       const again = await this.scan(client);
       if (this.stopped || again.count > 0) return;
@@ -168,137 +166,39 @@ export class Relay {
   }
 
   /**
-   * Schedules drains for newly readable events after the cursor. ONE statement reads the batch
-   * gap-safely, computes the (consumer, partition) pairs concerned, and marks the relay awake if it had
-   * marked itself asleep (writers stop sending NOTIFYs). The pairs go to this process's drains directly
-   * ({@link RelayOptions.handoff}) while it has free slots; the rest become drain jobs in one `add_jobs`
-   * call. Advancing the cursor before the drains commit is safe: whatever a crash loses here is after a
-   * checkpoint, where the poll finds it.
+   * Schedules drains for newly readable events after the cursor ({@link scanLog}). The pairs go to this
+   * process's drains directly ({@link RelayOptions.handoff}) while it has free slots; the rest become drain
+   * jobs in one `add_jobs` call. Advancing the cursor before the drains commit is safe: whatever a crash
+   * loses here is after a checkpoint, where the poll finds it.
    */
   private async scan(client: pg.Client): Promise<{ count: number; unreadable: boolean; xmin: string }> {
-    if (!this.cursor) await this.initCursor(client);
-    const cursor = this.cursor as { logXid: string; position: string };
-    const { rows } = await client.query<ScanRow>(
-      `with batch as (
-         select e.log_xid, e.position, e.type, e.stream_type, e.stream_id
-         from outbox.events e
-         where (e.log_xid, e.position) > ($1::xid8, $2::bigint)
-           and e.log_xid < ${READABLE_HORIZON}
-         order by e.log_xid, e.position
-         limit ${SCAN_LIMIT}
-       ), last as (
-         select log_xid, position from batch order by log_xid desc, position desc limit 1
-       ), targets as (
-         select distinct c.name as consumer, outbox.partition_of(b.stream_id, c.partitions) as partition
-         from batch b
-         join outbox.consumers c on b.type = any (c.event_types)
-           and (c.stream_types is null or b.stream_type = any (c.stream_types))
-         where c.status = 'active' and c.name = any ($3::text[])
-       ), awake as (
-         update outbox.relay_state set sleeping = false, updated_at = now()
-         where sleeping and $4::boolean and exists (select 1 from batch)
-         returning 1
-       )
-       select (select count(*) from batch)::int as count,
-              (select log_xid::text from last) as last_xid,
-              (select position::text from last) as last_position,
-              (select json_agg(json_build_object('consumer', consumer, 'partition', partition)) from targets)
-                as targets,
-              (select count(*) from awake)::int as woke,
-              not exists (select 1 from batch)
-                and exists (select 1 from outbox.events e
-                            where (e.log_xid, e.position) > ($1::xid8, $2::bigint)) as unreadable,
-              ${READABLE_HORIZON}::text as xmin`,
-      [cursor.logXid, cursor.position, this.options.consumers, this.asleep],
-    );
-    const row = rows[0];
-    const xmin = row?.xmin ?? '0';
-    if (!row || row.count === 0) return { count: 0, unreadable: row?.unreadable ?? false, xmin };
-    if (row.woke > 0 || this.asleep) this.asleep = false;
-    this.cursor = { logXid: row.last_xid as string, position: row.last_position as string };
-    const targets = row.targets ?? [];
-    const queued = this.options.handoff ? this.options.handoff(targets) : targets;
+    if (!this.cursor) {
+      this.cursor = await readLogHeadOn(client);
+      await this.poll(client); // a new leader: the poll covers everything before its cursor
+    }
+    const result = await scanLog(client, this.cursor, this.options.consumers, this.asleep);
+    if (result.count === 0 || !result.last) {
+      return { count: 0, unreadable: result.unreadable, xmin: result.xmin };
+    }
+    if (result.woke || this.asleep) this.asleep = false;
+    this.cursor = result.last;
+    const queued = this.options.handoff ? this.options.handoff(result.targets) : result.targets;
     await scheduleDrains(this.options.addJobs, queued);
-    this.options.onActivity?.('scan', targets.length);
-    return { count: row.count, unreadable: false, xmin };
+    this.options.onActivity?.('scan', result.targets.length);
+    return { count: result.count, unreadable: false, xmin: result.xmin };
   }
 
   /** Schedules every partition that has readable events past its checkpoint, a due retry, or a redrive. */
   private async poll(client: pg.Client): Promise<void> {
     this.pollRequested = false;
     this.lastPollAt = Date.now();
-    const { rows } = await client.query<DrainTarget>(
-      `select c.name as consumer, p.partition
-       from outbox.consumers c
-       join outbox.consumer_partitions p on p.consumer = c.name
-       where c.status = 'active' and c.name = any ($1::text[])
-         -- The ordered subquery walks the log-order index forward from the checkpoint and stops at the first
-         -- match; with the filters inline the planner chose a sequential scan of the whole log.
-         and (exists (select 1
-                      from (select e.type, e.stream_type, e.stream_id from outbox.events e
-                            where (e.log_xid, e.position) > (p.checkpoint_xid, p.checkpoint_position)
-                              and e.log_xid < ${READABLE_HORIZON}
-                            order by e.log_xid, e.position) e
-                      where e.type = any (c.event_types)
-                        and (c.stream_types is null or e.stream_type = any (c.stream_types))
-                        and outbox.partition_of(e.stream_id, c.partitions) = p.partition)
-              or exists (select 1 from outbox.blocked_streams b
-                         where b.consumer = c.name and b.partition = p.partition and b.next_attempt_at <= now())
-              or exists (select 1 from outbox.dead_letters d
-                         where d.consumer = c.name and d.partition = p.partition
-                           and d.redrive_requested_at is not null and d.redriven_at is null))`,
-      [this.options.consumers],
-    );
-    await scheduleDrains(this.options.addJobs, rows);
-    this.options.onActivity?.('poll', rows.length);
+    const targets = await pollPartitions(client, this.options.consumers);
+    await scheduleDrains(this.options.addJobs, targets);
+    this.options.onActivity?.('poll', targets.length);
   }
 
-  /** New leader: start the scan at the current end of the readable log; the poll covers everything before. */
-  private async initCursor(client: pg.Client): Promise<void> {
-    const { rows } = await client.query<{ log_xid: string; position: string }>(
-      `select log_xid::text, position::text from outbox.events
-       where log_xid < ${READABLE_HORIZON}
-       order by log_xid desc, position desc limit 1`,
-    );
-    this.cursor = rows[0]
-      ? { logXid: rows[0].log_xid, position: rows[0].position }
-      : { logXid: '0', position: '0' };
-    await this.poll(client);
-  }
-
-  private async connect(): Promise<void> {
-    // Asynchronous commit for the relay's writes (job rows, the sleep flag): a job lost in a crash is
-    // re-created by the next poll, and the flag is only a hint.
-    const client = new pg.Client({
-      ...this.options.clientConfig,
-      application_name: 'postbox-relay',
-      options: '-c synchronous_commit=off',
-    });
-    client.on('error', (error) => {
-      this.options.logger.warn({ err: error }, 'relay: connection error');
-      if (this.client === client) {
-        this.client = undefined;
-        this.leader = false;
-        this.wake?.();
-      }
-    });
-    client.on('notification', (message) => {
-      if (message.payload === 'poll') this.pollRequested = true;
-      this.options.onActivity?.('wakeup', 0);
-      this.pendingWake = true;
-      this.wake?.();
-    });
-    await client.connect();
-    await client.query(`listen ${WAKE_CHANNEL}`);
-    this.client = client;
-  }
-
-  private async tryLead(): Promise<void> {
-    const client = this.client as pg.Client;
-    const { rows } = await client.query<{ locked: boolean }>('select pg_try_advisory_lock($1) as locked', [
-      LEADER_LOCK_KEY,
-    ]);
-    this.leader = rows[0]?.locked === true;
+  private async lead(client: pg.Client): Promise<void> {
+    this.leader = await tryLead(client);
     if (this.leader) {
       this.cursor = undefined; // re-read: events may have arrived while another process led
       this.pollRequested = true;
@@ -307,12 +207,10 @@ export class Relay {
   }
 
   private async disconnect(): Promise<void> {
-    const client = this.client;
-    this.client = undefined;
     this.leader = false;
     this.cursor = undefined;
     this.asleep = false; // unknown after a reconnect; the next sleep writes it again
-    if (client) await client.end().catch(() => undefined);
+    await this.options.notifier.disconnect();
   }
 
   /** Waits up to `ms` for a notification (or stop); true if woken by one. */

@@ -1,0 +1,300 @@
+import { type ControlledTransaction, sql } from 'kysely';
+import type { OutboxDatabase } from '../db/database.ts';
+import { comparePoints, type EventRow, type LogPoint } from '../outbox/read.ts';
+import { advanceBlockedStream, blockStream, releaseStream } from '../sql/blocked-streams.ts';
+import {
+  closeDeadLetter,
+  closeDeadLetterOfEvent,
+  failRedrive,
+  recordDeadLetter,
+} from '../sql/dead-letters.ts';
+import type { BlockedRow, PartitionState } from '../sql/read-partition-state.ts';
+import { readRedrives } from '../sql/read-redrives.ts';
+import { readStreamBacklog } from '../sql/read-stream-backlog.ts';
+import { saveCheckpoint } from '../sql/save-checkpoint.ts';
+import { type ConsumerDefinition, retryDelayMs } from './consumer.ts';
+import type { DeliveryOutcome, DrainOptions } from './delivery-outcome.ts';
+import { type Failure, RerunCarefully, recentFailures } from './failures.ts';
+import { invokeHandler } from './invoke-handler.ts';
+
+const streamKey = (streamType: string, streamId: string): string => `${streamType}\u0000${streamId}`;
+
+/** Longest error message and stack stored with a failure (the rest is cut). */
+const MAX_ERROR_CHARS = 4000;
+const MAX_STACK_CHARS = 16_000;
+
+/** What a {@link Batch} works in and for. */
+export interface BatchContext {
+  readonly trx: ControlledTransaction<OutboxDatabase>;
+  readonly consumer: ConsumerDefinition;
+  readonly partition: number;
+  readonly options: DrainOptions;
+  /** Failures seen earlier in this delivery (across a careful rerun), by event id. */
+  readonly knownFailures: Map<string, Failure>;
+  /** A savepoint around every handler (after a failure), instead of none (the fast path). */
+  readonly careful: boolean;
+  /** Handler outcomes, reported by the caller once the transaction committed. */
+  readonly outcomes: DeliveryOutcome[];
+}
+
+/**
+ * The work of one delivery transaction on one consumer partition: requested redrives, due retries, then new
+ * events after the checkpoint; failures recorded as retries, blocked streams or dead letters; and the new
+ * checkpoint. Per-stream order: a failed event blocks its stream (its later events are skipped by the scan
+ * and caught up, in version order, when the retry succeeds); other streams keep flowing.
+ */
+export class Batch {
+  handled = 0;
+  failed = 0;
+  readonly #context: BatchContext;
+  readonly #blocked = new Map<string, BlockedRow>();
+  #checkpoint: LogPoint;
+  #checkpointMoved = false;
+  #savepointCounter = 0;
+
+  constructor(context: BatchContext, state: PartitionState) {
+    this.#context = context;
+    for (const row of state.blocked) this.#blocked.set(streamKey(row.stream_type, row.stream_id), row);
+    this.#checkpoint = { logXid: state.checkpoint_xid, position: state.checkpoint_position };
+  }
+
+  /** Dead letters an operator asked to redrive, in stream order. Streams parked by `block` go through retries instead. */
+  async redrive(): Promise<boolean> {
+    const { trx, consumer, partition } = this.#context;
+    const rows = await readRedrives(trx, consumer.name, partition, consumer.batchSize);
+    for (const row of rows) {
+      const failure = await this.#deliver(row, row.dead_attempts + 1);
+      if (failure) {
+        await failRedrive(trx, row.dead_letter_id, errorText(failure), errorStack(failure));
+      } else {
+        await closeDeadLetter(trx, row.dead_letter_id);
+      }
+    }
+    return rows.length === consumer.batchSize;
+  }
+
+  /** Streams whose retry is due: the failed event, then the stream's later events up to the checkpoint. */
+  async retryDueStreams(): Promise<boolean> {
+    const { trx, consumer } = this.#context;
+    const now = Date.now();
+    let more = false;
+    const due = [...this.#blocked.values()].filter(
+      (row) => row.next_attempt_at !== null && Date.parse(row.next_attempt_at) <= now,
+    );
+    for (const block of due) {
+      const rows = await readStreamBacklog(trx, {
+        streamType: block.stream_type,
+        streamId: block.stream_id,
+        fromVersion: block.stream_version,
+        checkpoint: this.#checkpoint,
+        eventTypes: consumer.eventTypes,
+        limit: consumer.batchSize,
+      });
+      let stoppedAt: EventRow | undefined;
+      for (const row of rows) {
+        const isHead = row.position === block.event_position;
+        const attempt = isHead ? block.attempts + 1 : 1;
+        const failure = await this.#deliver(row, attempt);
+        if (failure) {
+          const parked = await this.#recordFailure(
+            row,
+            attempt,
+            failure,
+            isHead ? block.first_failed_at : undefined,
+          );
+          if (parked) {
+            stoppedAt = row;
+            break;
+          }
+        } else if (isHead) {
+          // An operator's redrive of a stream parked by `block` succeeds here: close its dead letter.
+          await closeDeadLetterOfEvent(trx, consumer.name, row.position);
+        }
+      }
+      if (stoppedAt) continue; // still blocked, at stoppedAt (#recordFailure updated the row)
+      const last = rows.at(-1);
+      if (rows.length === consumer.batchSize && last) {
+        // Not caught up yet: keep the stream blocked, due now, from the next version.
+        await advanceBlockedStream(trx, {
+          consumer: consumer.name,
+          streamType: block.stream_type,
+          streamId: block.stream_id,
+          lastVersion: last.stream_version,
+          eventTypes: consumer.eventTypes,
+        });
+        more = true;
+      } else {
+        await releaseStream(trx, consumer.name, block.stream_type, block.stream_id);
+        this.#blocked.delete(streamKey(block.stream_type, block.stream_id));
+      }
+    }
+    return more;
+  }
+
+  /** New events after the checkpoint (read gap-safely with the state), skipping streams that are blocked. */
+  async deliverNew(rows: readonly EventRow[], head: LogPoint | null): Promise<boolean> {
+    for (const row of rows) {
+      if (this.#blocked.has(streamKey(row.stream_type, row.stream_id))) continue; // waits behind its stream's failure
+      const failure = await this.#deliver(row, 1);
+      if (failure) await this.#recordFailure(row, 1, failure, undefined);
+    }
+    const last = rows.at(-1);
+    if (last) {
+      this.#checkpoint = { logXid: last.log_xid, position: last.position };
+      this.#checkpointMoved = true;
+    }
+    const full = rows.length === this.#context.consumer.batchSize;
+    if (!full && head && comparePoints(head, this.#checkpoint) > 0) {
+      this.#checkpoint = head;
+      this.#checkpointMoved = true;
+    }
+    return full;
+  }
+
+  async saveCheckpoint(): Promise<void> {
+    if (!this.#checkpointMoved && this.handled === 0) return;
+    const { trx, consumer, partition } = this.#context;
+    await saveCheckpoint(trx, {
+      consumer: consumer.name,
+      partition,
+      checkpoint: this.#checkpoint,
+      handled: this.handled,
+    });
+  }
+
+  nextRetryAt(): Date | undefined {
+    let next: number | undefined;
+    for (const row of this.#blocked.values()) {
+      if (row.next_attempt_at === null) continue;
+      const at = Date.parse(row.next_attempt_at);
+      if (next === undefined || at < next) next = at;
+    }
+    return next === undefined ? undefined : new Date(next);
+  }
+
+  /**
+   * Calls the handler. Returns the failure, or undefined on success. In fast mode a failure aborts the
+   * batch (rerun carefully); in careful mode the handler's writes are undone by its savepoint.
+   */
+  async #deliver(row: EventRow, attempt: number): Promise<Failure | undefined> {
+    const { trx, consumer, careful, knownFailures, options } = this.#context;
+    const known = knownFailures.get(row.id) ?? recentFailures.take(consumer.name, row.id, false);
+    if (known) {
+      // Failed earlier in this batch, or in another drain of this process that lost the partition before it
+      // could record it: not called twice for one attempt. The fast path reruns carefully to record it.
+      if (!careful) throw new RerunCarefully(false);
+      knownFailures.set(row.id, known);
+      return known;
+    }
+    const started = performance.now();
+    const savepoint = careful ? `d${++this.#savepointCounter}` : undefined;
+    if (savepoint) await sql.raw(`savepoint ${savepoint}`).execute(trx);
+    const failure = await invokeHandler({
+      consumer,
+      row,
+      attempt,
+      trx,
+      registry: options.registry,
+      logger: options.logger,
+    });
+    const durationMs = performance.now() - started;
+    if (!failure) {
+      if (savepoint) await sql.raw(`release savepoint ${savepoint}`).execute(trx);
+      this.handled++;
+      this.#report(row, true, durationMs, false);
+      return undefined;
+    }
+    knownFailures.set(row.id, failure);
+    recentFailures.remember(consumer.name, row.id, failure);
+    if (!careful || failure.poisonsTransaction) throw new RerunCarefully(failure.poisonsTransaction);
+    await sql.raw(`rollback to savepoint ${savepoint}`).execute(trx);
+    return failure;
+  }
+
+  /**
+   * Records a failed attempt: schedules a retry with backoff (the stream stays blocked), or — when attempts
+   * are used up, or the failure is permanent — writes a dead letter and, per the consumer's policy, lets the
+   * stream continue or parks it.
+   *
+   * @returns true when the stream stays blocked at this event (its later events must wait).
+   */
+  async #recordFailure(
+    row: EventRow,
+    attempt: number,
+    failure: Failure,
+    firstFailedAt: string | undefined,
+  ): Promise<boolean> {
+    const { trx, consumer, partition, options } = this.#context;
+    this.failed++;
+    recentFailures.take(consumer.name, row.id, true);
+    const policy = consumer.retry;
+    const exhausted = failure.permanent || attempt >= policy.maxAttempts;
+    const message = errorText(failure);
+    options.logger.warn(
+      {
+        consumer: consumer.name,
+        eventId: row.id,
+        eventType: row.type,
+        attempt,
+        exhausted,
+        err: failure.error,
+      },
+      exhausted ? 'handler failed; attempts exhausted' : 'handler failed; will retry',
+    );
+    if (exhausted) {
+      await recordDeadLetter(trx, {
+        consumer: consumer.name,
+        partition,
+        event: row,
+        attempts: attempt,
+        error: message,
+        stack: errorStack(failure),
+        firstFailedAt,
+      });
+      this.#report(row, false, 0, true);
+      // The stream moves on. If it was blocked at this event, the caller's catch-up continues past it.
+      if (consumer.onExhausted === 'dead_letter') return false;
+    } else {
+      this.#report(row, false, 0, false);
+    }
+    const nextAttemptAt = exhausted ? null : new Date(Date.now() + retryDelayMs(policy, attempt));
+    await blockStream(trx, {
+      consumer: consumer.name,
+      partition,
+      event: row,
+      attempts: attempt,
+      nextAttemptAt,
+      error: message,
+      firstFailedAt,
+    });
+    this.#blocked.set(streamKey(row.stream_type, row.stream_id), {
+      stream_type: row.stream_type,
+      stream_id: row.stream_id,
+      event_position: row.position,
+      stream_version: row.stream_version,
+      attempts: attempt,
+      next_attempt_at: nextAttemptAt?.toISOString() ?? null,
+      first_failed_at: firstFailedAt ?? new Date().toISOString(),
+    });
+    return true;
+  }
+
+  /** Collects an outcome; the caller reports them once the transaction committed. */
+  #report(row: EventRow, ok: boolean, durationMs: number, deadLettered: boolean): void {
+    this.#context.outcomes.push({
+      consumer: this.#context.consumer.name,
+      eventType: row.type,
+      ok,
+      durationMs,
+      deadLettered,
+    });
+  }
+}
+
+function errorText(failure: Failure): string {
+  return failure.error.message.slice(0, MAX_ERROR_CHARS);
+}
+
+function errorStack(failure: Failure): string | null {
+  return failure.error.stack?.slice(0, MAX_STACK_CHARS) ?? null;
+}

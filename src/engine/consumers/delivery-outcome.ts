@@ -1,0 +1,20 @@
+import type { Logger } from '../logger.ts';
+import type { EventRegistry } from '../outbox/read.ts';
+
+/** Options of a partition drain (`drainPartition`). */
+export interface DrainOptions {
+  readonly logger: Logger;
+  /** Upcasts and validates payloads before handlers see them. */
+  readonly registry: EventRegistry;
+  /** Reports each delivery (for metrics) once its transaction committed; never throws into the drain. */
+  readonly onDelivery?: (outcome: DeliveryOutcome) => void;
+}
+
+/** One handler call, as reported to {@link DrainOptions.onDelivery}. */
+export interface DeliveryOutcome {
+  readonly consumer: string;
+  readonly eventType: string;
+  readonly ok: boolean;
+  readonly durationMs: number;
+  readonly deadLettered: boolean;
+}
