@@ -107,9 +107,7 @@ describe('upgrading a database created by Postbox 0.1', () => {
 
     expect(seen.filter((id) => deliveredBefore.has(id))).toEqual([]);
     expect(new Set(seen).size).toBe(seen.length);
-    const { rows } = await t.pool.query<{ n: number }>(
-      'select count(*)::int as n from legacy_effects',
-    );
+    const { rows } = await t.pool.query<{ n: number }>('select count(*)::int as n from legacy_effects');
     expect(rows[0]?.n).toBe(39 + 21);
     // Per-stream order held: each stream's effects are in n order (n grows with the stream version).
     const { rows: streams } = await t.pool.query<{ stream_id: string; ns: number[] }>(
