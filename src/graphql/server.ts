@@ -39,6 +39,29 @@ export interface ApiServer {
   close(): Promise<void>;
 }
 
+/** A listen failure a person can act on: which address, and what to set. */
+function listenError(error: unknown, host: string, port: number): Error {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE') {
+    return new Error(
+      `${host}:${port} is already in use (another Postbox, or another program, listens there): stop it, or ` +
+        'set PORT to another port (PORT=0 picks a free one).',
+      { cause: error },
+    );
+  }
+  if (code === 'EACCES') {
+    return new Error(`not allowed to listen on ${host}:${port}: set PORT to a port above 1023.`, {
+      cause: error,
+    });
+  }
+  if (code === 'EADDRNOTAVAIL') {
+    return new Error(`${host} is not an address of this machine: set HOST (e.g. 127.0.0.1 or 0.0.0.0).`, {
+      cause: error,
+    });
+  }
+  return error as Error;
+}
+
 const isEventStream = (accept: string | undefined) => accept?.includes('text/event-stream') ?? false;
 
 /**
@@ -68,6 +91,9 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     maxPayload: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     handleProtocols: (protocols) => handleProtocols(protocols),
   });
+  // ws re-emits the HTTP server's 'error' events on the WebSocketServer; without a listener a failed
+  // listen (EADDRINUSE) became an unhandled 'error' that crashed Node before anything could clean up.
+  wss.on('error', (error) => options.logger.debug({ err: error }, 'websocket server error'));
   const graphqlWs = serveGraphqlOverWebSocket({
     api,
     wss,
@@ -89,7 +115,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     await graphqlWs.dispose().catch(() => undefined);
     slowClients.close();
     await api.close();
-    throw error;
+    throw listenError(error, options.host, options.port);
   }
   const port = (server.address() as AddressInfo).port;
   const host = options.host.includes(':') ? `[${options.host}]` : options.host;
