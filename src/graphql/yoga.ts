@@ -26,8 +26,6 @@ import { schema } from './schema/index.ts';
 
 /** Largest request body accepted by default: 1 MiB. */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
-/** Requests per minute per caller by default. */
-export const DEFAULT_RATE_LIMIT_PER_MINUTE = 600;
 /** The GraphQL path. */
 export const GRAPHQL_PATH = '/graphql';
 
@@ -95,8 +93,8 @@ export interface GraphqlApiOptions {
   readonly maxBodyBytes?: number;
   /** Document limits; each defaults to {@link DEFAULT_QUERY_LIMITS}. */
   readonly limits?: Partial<QueryLimits>;
-  /** Requests (and WebSocket operations) per minute per caller. Default {@link DEFAULT_RATE_LIMIT_PER_MINUTE}. */
-  readonly rateLimitPerMinute?: number;
+  /** Requests (and WebSocket operations) per minute per caller. Default: no limit. */
+  readonly rateLimitPerMinute?: number | undefined;
   /** Where GraphQL operations and open subscriptions are counted. Omitted: not counted. */
   readonly metrics?: Metrics | undefined;
   /** Tuning of the subscription feed. */
@@ -174,7 +172,7 @@ export function createGraphqlApi(options: GraphqlApiOptions): GraphqlApi {
       db: options.db,
       ...(options.auth.jwt ? { jwt: options.auth.jwt } : {}),
     }),
-    rateLimitPerMinute: options.rateLimitPerMinute ?? DEFAULT_RATE_LIMIT_PER_MINUTE,
+    rateLimitPerMinute: options.rateLimitPerMinute,
     logger: options.logger,
   });
   const correlationIds = new WeakMap<Request, string>();
