@@ -55,39 +55,57 @@ async function descendantsOf(root: number): Promise<number[]> {
   return found.filter(isAlive);
 }
 
-describe('npm start under a process manager', () => {
-  it('SIGTERM to npm’s own pid stops node and the embedded PostgreSQL within 10 s', async () => {
+/** Starts `npm start` in a process group of its own and resolves once the service is up. */
+async function startNpm(dataDir: string): Promise<{ npmPid: number; pids: number[]; output: () => string }> {
+  const port = await freePort();
+  const npm = spawn('npm', ['start'], {
+    cwd: repoRoot,
+    env: childEnv({ POSTBOX_DATA_DIR: dataDir, PORT: String(port), LOG_LEVEL: 'info' }),
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true, // its own process group, like a job in a terminal
+  });
+  let output = '';
+  npm.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+  npm.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+  const npmPid = npm.pid ?? 0;
+  started.push(npmPid);
+  const deadline = Date.now() + 60_000;
+  while (!output.includes('postbox is up')) {
+    if (Date.now() > deadline || npm.exitCode !== null)
+      throw new Error(`npm start did not come up:\n${output}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  const pids = [npmPid, ...(await descendantsOf(npmPid))];
+  started.push(...pids);
+  const lock = JSON.parse(await fs.readFile(path.join(dataDir, 'postbox.lock'), 'utf8')) as {
+    postgresPid: number;
+  };
+  pids.push(lock.postgresPid);
+  return { npmPid, pids, output: () => output };
+}
+
+describe('npm start', () => {
+  it('SIGTERM to npm’s own pid (a process manager) stops node and the embedded PostgreSQL within 10 s', async () => {
     const dataDir = await makeTempDir('postbox-sigterm-');
     tempDirs.push(dataDir);
-    const port = await freePort();
-    const npm = spawn('npm', ['start'], {
-      cwd: repoRoot,
-      env: childEnv({ POSTBOX_DATA_DIR: dataDir, PORT: String(port), LOG_LEVEL: 'info' }),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    npm.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-    npm.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-    const npmPid = npm.pid ?? 0;
-    started.push(npmPid);
-    const deadline = Date.now() + 60_000;
-    while (!output.includes('postbox is up')) {
-      if (Date.now() > deadline || npm.exitCode !== null)
-        throw new Error(`npm start did not come up:\n${output}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    const everything = [npmPid, ...(await descendantsOf(npmPid))];
-    started.push(...everything);
-    const lock = JSON.parse(await fs.readFile(path.join(dataDir, 'postbox.lock'), 'utf8')) as {
-      postgresPid: number;
-    };
-    everything.push(lock.postgresPid);
+    const { npmPid, pids } = await startNpm(dataDir);
 
     const signalledAt = Date.now();
     process.kill(npmPid, 'SIGTERM');
-    for (const pid of everything)
-      expect(await waitUntilGone(pid, 10_000 - (Date.now() - signalledAt))).toBe(true);
+    for (const pid of pids) expect(await waitUntilGone(pid, 10_000 - (Date.now() - signalledAt))).toBe(true);
     expect(Date.now() - signalledAt).toBeLessThan(10_000);
+    expect(await postgresProcessesUsing(dataDir)).toEqual([]);
+  }, 90_000);
+
+  it('Ctrl-C (SIGINT to the process group: npm and node both get it) shuts down in order, not forced', async () => {
+    const dataDir = await makeTempDir('postbox-ctrl-c-');
+    tempDirs.push(dataDir);
+    const { npmPid, pids, output } = await startNpm(dataDir);
+
+    process.kill(-npmPid, 'SIGINT');
+    for (const pid of pids) expect(await waitUntilGone(pid, 10_000)).toBe(true);
+    expect(output()).not.toContain('second signal');
+    expect(output()).toContain('"msg":"stopped"');
     expect(await postgresProcessesUsing(dataDir)).toEqual([]);
   }, 90_000);
 });
