@@ -19,6 +19,10 @@ clone="${parent}/postbox"
 npm_pid=""
 cleanup() {
   if [[ -n "${npm_pid}" ]] && kill -0 "${npm_pid}" 2>/dev/null; then kill -KILL -- "-${npm_pid}" 2>/dev/null || true; fi
+  # As root the cluster was placed under /var/lib/postbox (the postgres user cannot reach the clone).
+  local cluster
+  cluster="$(readlink "${clone}/.postbox/pg" 2>/dev/null || true)"
+  [[ "${cluster}" == /var/lib/postbox/clusters/* ]] && rm -rf "${cluster}"
   rm -rf "${parent}"
 }
 trap cleanup EXIT
