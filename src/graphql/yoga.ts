@@ -209,6 +209,10 @@ export function createGraphqlApi(options: GraphqlApiOptions): GraphqlApi {
     // are bearer tokens (never cookies), and yoga's default CORS is harmless.
     ...(options.auth.enabled ? {} : { cors: false }),
     graphiql: introspection ? { title: 'Postbox', defaultQuery: EXAMPLE_QUERY } : false,
+    // GraphiQL from the installed package, not yoga's default CDN page: it must work offline and under a CSP.
+    // Imported on the first GraphiQL page view (the bundle is ~9 MB of JavaScript).
+    renderGraphiQL: async (graphiqlOptions) =>
+      (await import('@graphql-yoga/render-graphiql')).renderGraphiQL(graphiqlOptions),
     maxRequestBodySize: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     context: ({ request, correlationId, principal, traceparent }) => {
       const caller = principal ?? (request ? principals.get(request) : undefined);
