@@ -12,7 +12,7 @@ async function withDatabase(
 ): Promise<void> {
   const config = loadConfig();
   const logger = createLogger({ ...config, logLevel: config.logLevel === 'info' ? 'warn' : config.logLevel });
-  const database = await openDatabase(config, logger);
+  const database = await openDatabase(config, logger, { shareRunningEmbedded: true });
   try {
     await migrate(database.pool, { logger });
     await work(database);

@@ -14,7 +14,13 @@ const port = z.coerce.number().int().min(0).max(65_535);
  */
 const envSchema = z.object({
   /** Postgres connection string. Unset: an embedded Postgres is started under `POSTBOX_DATA_DIR`. */
-  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+  DATABASE_URL: z
+    .url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// or postgresql:// URL' })
+    .refine((url) => new URL(url).hostname !== '', {
+      error:
+        'has no host: use postgres://user:password@host:5432/database (or unset it for the embedded database)',
+    })
+    .optional(),
   /** Interface the HTTP API binds to. Default `127.0.0.1`. */
   HOST: z.string().min(1).default('127.0.0.1'),
   /** HTTP API port. Default `4000`; `0` picks a free port. */

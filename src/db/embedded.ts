@@ -173,6 +173,32 @@ export async function removeAbandonedCluster(dir: string, logger: Logger): Promi
 }
 
 /**
+ * The embedded server another live process (e.g. `npm start`) runs on `dir`, if any: its `postbox.lock`
+ * names a live process and the server's port, and `credentials.json` holds the password. Lets the CLI's
+ * admin commands share the running database instead of refusing the locked directory.
+ */
+export async function runningEmbeddedServer(dir: string): Promise<{ connectionString: string } | undefined> {
+  try {
+    const lock = JSON.parse(await fs.readFile(path.join(path.resolve(dir), 'postbox.lock'), 'utf8')) as {
+      nodePid?: number;
+      postgresPid?: number;
+      port?: number;
+    };
+    if (!lock.nodePid || !lock.port || !lock.postgresPid) return undefined;
+    if (lock.nodePid === process.pid || !isAlive(lock.nodePid) || !isAlive(lock.postgresPid))
+      return undefined;
+    const credentials = JSON.parse(
+      await fs.readFile(path.join(path.resolve(dir), 'credentials.json'), 'utf8'),
+    ) as { user: string; password: string };
+    const user = encodeURIComponent(credentials.user);
+    const password = encodeURIComponent(credentials.password);
+    return { connectionString: `postgres://${user}:${password}@127.0.0.1:${lock.port}/postgres` };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Postgres refuses to run as root; when we are root, the server runs as the `postgres` OS user, created
  * (system user and group) if the machine has none.
  */
