@@ -23,6 +23,11 @@ cleanup() {
   local cluster
   cluster="$(readlink "${clone}/.postbox/pg" 2>/dev/null || true)"
   [[ "${cluster}" == /var/lib/postbox/clusters/* ]] && rm -rf "${cluster}"
+  # …and the binaries were copied there from the clone's node_modules (.complete names the source).
+  local copy
+  for copy in /var/lib/postbox/pg-*; do
+    [[ -f "${copy}/.complete" && "$(cat "${copy}/.complete")" == "${clone}/"* ]] && rm -rf "${copy}"
+  done
   rm -rf "${parent}"
 }
 trap cleanup EXIT
