@@ -156,18 +156,24 @@ export async function startService(config: Config, logger: Logger = createLogger
   };
 }
 
+/** Signals this close to the first one are the same signal delivered twice (see {@link runService}). */
+const DUPLICATE_SIGNAL_MS = 500;
+
 /** Runs the service until SIGINT/SIGTERM, then shuts down in order and exits 0. A second signal forces exit. */
 export async function runService(config: Config): Promise<void> {
   const logger = createLogger(config);
   const service = await startService(config, logger);
   await new Promise<void>((resolve) => {
-    let signalled = false;
+    let signalledAt: number | undefined;
     const onSignal = (signal: NodeJS.Signals) => {
-      if (signalled) {
+      // Ctrl-C under `npm start` delivers SIGINT twice at once: the terminal signals the whole process
+      // group, and npm forwards the one it got to its child. Only a signal a moment later is a second one.
+      if (signalledAt !== undefined && Date.now() - signalledAt < DUPLICATE_SIGNAL_MS) return;
+      if (signalledAt !== undefined) {
         logger.warn({ signal }, 'second signal: exiting now');
         process.exit(130);
       }
-      signalled = true;
+      signalledAt = Date.now();
       logger.info({ signal }, 'shutting down: finishing in-flight work');
       service.stop().then(resolve, (error: unknown) => {
         logger.error({ err: error }, 'shutdown failed');

@@ -15,11 +15,19 @@ import { createLogger } from '../logger.ts';
 async function withDb(work: (db: Db) => Promise<void>): Promise<void> {
   const config = loadConfig();
   const logger = createLogger({ ...config, logLevel: config.logLevel === 'info' ? 'warn' : config.logLevel });
-  const database = await openDatabase(config, logger);
+  const database = await openDatabase(config, logger, { shareRunningEmbedded: true });
   try {
     await work(database.db);
   } finally {
     await database.close();
+  }
+}
+
+/** An unknown consumer name is an error (non-zero exit) naming the known ones, not an empty answer. */
+async function assertConsumerExists(db: Db, name: string): Promise<void> {
+  const names = (await listConsumers(db)).map((consumer) => consumer.name);
+  if (!names.includes(name)) {
+    throw new Error(`No consumer named ${name} (consumers: ${names.join(', ') || 'none'})`);
   }
 }
 
@@ -74,11 +82,23 @@ export function registerConsumersCommand(program: Command): void {
   consumers
     .command('pause <name>')
     .description('stop delivering to a consumer (events keep accumulating)')
-    .action((name: string) => withDb((db) => pauseConsumer(db, name)));
+    .action((name: string) =>
+      withDb(async (db) => {
+        await pauseConsumer(db, name);
+        process.stdout.write(
+          `${name} paused: events keep accumulating; \`postbox consumers resume ${name}\` resumes\n`,
+        );
+      }),
+    );
   consumers
     .command('resume <name>')
     .description('resume a paused consumer from its checkpoints')
-    .action((name: string) => withDb((db) => resumeConsumer(db, name)));
+    .action((name: string) =>
+      withDb(async (db) => {
+        await resumeConsumer(db, name);
+        process.stdout.write(`${name} resumed from its checkpoints\n`);
+      }),
+    );
   consumers
     .command('replay <name>')
     .description('re-deliver events to a consumer: all of them, or those after --after <position>')
@@ -98,6 +118,7 @@ export function registerConsumersCommand(program: Command): void {
     .description('open dead letters with their last error')
     .action((consumer?: string) =>
       withDb(async (db) => {
+        if (consumer !== undefined) await assertConsumerExists(db, consumer);
         for (const row of await listDeadLetters(db, consumer)) {
           process.stdout.write(
             `#${row.id} ${row.consumer} ${row.event_type} ${row.stream_type}/${row.stream_id} v${row.stream_version} ` +
@@ -113,6 +134,7 @@ export function registerConsumersCommand(program: Command): void {
     )
     .action((consumer: string, ids: string[]) =>
       withDb(async (db) => {
+        await assertConsumerExists(db, consumer);
         const count = await redriveDeadLetters(db, consumer, ids.length ? { ids } : {});
         process.stdout.write(`${count} dead letter(s) queued for redrive\n`);
       }),

@@ -13,7 +13,7 @@ async function withDatabase(
 ): Promise<void> {
   const config = loadConfig();
   const logger = createLogger({ ...config, logLevel: config.logLevel === 'info' ? 'warn' : config.logLevel });
-  const database = await openDatabase(config, logger);
+  const database = await openDatabase(config, logger, { shareRunningEmbedded: true });
   try {
     await migrate({ pool: database.pool, lines: SERVICE_LINES, logger });
     await work(database);

@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { POSTBOX_VERSION } from '../config/version.ts';
 import { registerBenchCommand } from './bench.command.ts';
 import { registerConsumersCommand } from './consumers.command.ts';
 import { registerDemoCommand } from './demo.command.ts';
@@ -14,6 +15,7 @@ import { registerSqlCommand } from './sql.command.ts';
 export function buildCli(): Command {
   const program = new Command('postbox')
     .description('Postgres-centric transactional outbox: event log, relay, consumers and GraphQL API')
+    .version(POSTBOX_VERSION, '-V, --version', 'print the version')
     .showHelpAfterError()
     .exitOverride((error) => {
       // commander exits itself on --help/--version (code 0) and usage errors (code 1); keep those codes.

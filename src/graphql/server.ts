@@ -3,8 +3,10 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { handleProtocols } from 'graphql-ws';
 import { WebSocketServer } from 'ws';
+import { POSTBOX_VERSION } from '../config/version.ts';
 import type { Readiness } from '../observability/health.ts';
-import { createOpsRoutes } from '../observability/routes.ts';
+import { createOpsRoutes, OPS_PATHS } from '../observability/routes.ts';
+import { type LandingLink, renderLandingPage } from './landing-page.ts';
 import { SlowClientGuard, type SlowClientOptions } from './slow-clients.ts';
 import { DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION, serveGraphqlOverWebSocket } from './websocket.ts';
 import { createGraphqlApi, DEFAULT_MAX_BODY_BYTES, type GraphqlApi, type GraphqlApiOptions } from './yoga.ts';
@@ -39,6 +41,59 @@ export interface ApiServer {
   close(): Promise<void>;
 }
 
+/** A listen failure a person can act on: which address, and what to set. */
+function listenError(error: unknown, host: string, port: number): Error {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE') {
+    return new Error(
+      `${host}:${port} is already in use (another Postbox, or another program, listens there): stop it, or ` +
+        'set PORT to another port (PORT=0 picks a free one).',
+      { cause: error },
+    );
+  }
+  if (code === 'EACCES') {
+    return new Error(`not allowed to listen on ${host}:${port}: set PORT to a port above 1023.`, {
+      cause: error,
+    });
+  }
+  if (code === 'EADDRNOTAVAIL') {
+    return new Error(`${host} is not an address of this machine: set HOST (e.g. 127.0.0.1 or 0.0.0.0).`, {
+      cause: error,
+    });
+  }
+  return error as Error;
+}
+
+/** What `/` links to: only what this server actually serves. */
+function landingLinks(options: ApiServerOptions): LandingLink[] {
+  const graphiql = options.introspection ?? options.development ?? false;
+  const links: LandingLink[] = [
+    graphiql
+      ? {
+          href: '/graphql',
+          title: 'GraphiQL',
+          description: 'explore the schema, run queries and subscriptions',
+        }
+      : {
+          href: '/graphql',
+          title: '/graphql',
+          description: 'the GraphQL endpoint (POST, GET, SSE, WebSocket)',
+        },
+    { href: OPS_PATHS.health, title: OPS_PATHS.health, description: 'liveness' },
+  ];
+  if (options.readiness) {
+    links.push({
+      href: OPS_PATHS.ready,
+      title: OPS_PATHS.ready,
+      description: 'readiness: database, migrations, workers',
+    });
+  }
+  if (options.metrics) {
+    links.push({ href: OPS_PATHS.metrics, title: OPS_PATHS.metrics, description: 'Prometheus metrics' });
+  }
+  return links;
+}
+
 const isEventStream = (accept: string | undefined) => accept?.includes('text/event-stream') ?? false;
 
 /**
@@ -55,8 +110,18 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     readiness: options.readiness,
     logger: options.logger,
   });
+  const landingPage = renderLandingPage({ version: POSTBOX_VERSION, links: landingLinks(options) });
   const server = createServer((request, response) => {
     if (opsRoutes(request, response)) return;
+    if (request.url === '/' && (request.method === 'GET' || request.method === 'HEAD')) {
+      response.writeHead(200, {
+        'content-type': 'text/html; charset=utf-8',
+        'content-length': Buffer.byteLength(landingPage),
+        'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'",
+      });
+      response.end(request.method === 'HEAD' ? undefined : landingPage);
+      return;
+    }
     if (isEventStream(request.headers.accept)) {
       slowClients.watchEventStream(response, { clientAddress: request.socket.remoteAddress ?? 'unknown' });
     }
@@ -68,6 +133,9 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     maxPayload: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     handleProtocols: (protocols) => handleProtocols(protocols),
   });
+  // ws re-emits the HTTP server's 'error' events on the WebSocketServer; without a listener a failed
+  // listen (EADDRINUSE) became an unhandled 'error' that crashed Node before anything could clean up.
+  wss.on('error', (error) => options.logger.debug({ err: error }, 'websocket server error'));
   const graphqlWs = serveGraphqlOverWebSocket({
     api,
     wss,
@@ -89,7 +157,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     await graphqlWs.dispose().catch(() => undefined);
     slowClients.close();
     await api.close();
-    throw error;
+    throw listenError(error, options.host, options.port);
   }
   const port = (server.address() as AddressInfo).port;
   const host = options.host.includes(':') ? `[${options.host}]` : options.host;

@@ -27,8 +27,6 @@ import { schema } from './schema/index.ts';
 
 /** Largest request body accepted by default: 1 MiB. */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
-/** Requests per minute per caller by default. */
-export const DEFAULT_RATE_LIMIT_PER_MINUTE = 600;
 /** The GraphQL path. */
 export const GRAPHQL_PATH = '/graphql';
 
@@ -98,8 +96,8 @@ export interface GraphqlApiOptions {
   readonly maxBodyBytes?: number;
   /** Document limits; each defaults to {@link DEFAULT_QUERY_LIMITS}. */
   readonly limits?: Partial<QueryLimits>;
-  /** Requests (and WebSocket operations) per minute per caller. Default {@link DEFAULT_RATE_LIMIT_PER_MINUTE}. */
-  readonly rateLimitPerMinute?: number;
+  /** Requests (and WebSocket operations) per minute per caller. Default: no limit. */
+  readonly rateLimitPerMinute?: number | undefined;
   /** Where GraphQL operations and open subscriptions are counted. Omitted: not counted. */
   readonly metrics?: Metrics | undefined;
   /** Tuning of the subscription feed. */
@@ -178,7 +176,7 @@ export function createGraphqlApi(options: GraphqlApiOptions): GraphqlApi {
       db: options.db,
       ...(options.auth.jwt ? { jwt: options.auth.jwt } : {}),
     }),
-    rateLimitPerMinute: options.rateLimitPerMinute ?? DEFAULT_RATE_LIMIT_PER_MINUTE,
+    rateLimitPerMinute: options.rateLimitPerMinute,
     logger: options.logger,
   });
   const correlationIds = new WeakMap<Request, string>();
@@ -215,6 +213,10 @@ export function createGraphqlApi(options: GraphqlApiOptions): GraphqlApi {
     // are bearer tokens (never cookies), and yoga's default CORS is harmless.
     ...(options.auth.enabled ? {} : { cors: false }),
     graphiql: introspection ? { title: 'Postbox', defaultQuery: EXAMPLE_QUERY } : false,
+    // GraphiQL from the installed package, not yoga's default CDN page: it must work offline and under a CSP.
+    // Imported on the first GraphiQL page view (the bundle is ~9 MB of JavaScript).
+    renderGraphiQL: async (graphiqlOptions) =>
+      (await import('@graphql-yoga/render-graphiql')).renderGraphiQL(graphiqlOptions),
     maxRequestBodySize: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     context: ({ request, correlationId, principal, traceparent }) => {
       const caller = principal ?? (request ? principals.get(request) : undefined);

@@ -104,7 +104,9 @@ describe('crash safety', () => {
       const { rows } = await sql<{ total: string; distinct_events: string; max_per_event: string }>`
         select coalesce(sum(n), 0)::text as total, count(*)::text as distinct_events,
                coalesce(max(n), 0)::text as max_per_event
-        from (select event_id, count(*) as n from test_effects where consumer = ${consumer} group by event_id) e`.execute(t.db);
+        from (select event_id, count(*) as n from test_effects where consumer = ${consumer} group by event_id) e`.execute(
+        t.db,
+      );
       expect(rows[0]).toEqual({ total: String(TOTAL), distinct_events: String(TOTAL), max_per_event: '1' });
 
       // Per stream, the handler saw versions 1, 2, 3… in order (effects are numbered in commit order).

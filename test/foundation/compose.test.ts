@@ -53,7 +53,8 @@ describe('docker-compose.yml', () => {
   });
 
   it('runs postbox on Node 24 against the postgres service, once it is healthy', () => {
-    expect(postbox?.image).toMatch(/^node:24\b/);
+    expect((postbox as { build?: string } | undefined)?.build).toBe('.');
+    expect(readFileSync(new URL('../../Dockerfile', import.meta.url), 'utf8')).toMatch(/^FROM node:24\b/m);
     const env = environmentOf(postbox ?? {});
     const url = new URL(env.DATABASE_URL ?? '');
     expect(url.hostname).toBe('postgres');

@@ -41,7 +41,7 @@ describe('loadConfig', () => {
         audience: undefined,
       },
       introspection: true,
-      rateLimitPerMinute: 600,
+      rateLimitPerMinute: undefined,
       maxBodyBytes: 1024 * 1024,
       maxSubscriptionsPerConnection: 20,
     });
@@ -106,6 +106,15 @@ describe('loadConfig', () => {
     expect(error.message).toContain(name);
     expect(error.problems).toHaveLength(1);
     expect(error.problems[0]).toContain(name);
+  });
+
+  it('has no rate limit unless POSTBOX_RATE_LIMIT_PER_MINUTE sets one', () => {
+    expect(loadConfig({}).rateLimitPerMinute).toBeUndefined();
+    expect(loadConfig({ POSTBOX_RATE_LIMIT_PER_MINUTE: 'off' }).rateLimitPerMinute).toBeUndefined();
+    expect(loadConfig({ POSTBOX_RATE_LIMIT_PER_MINUTE: '1200' }).rateLimitPerMinute).toBe(1200);
+    expect(configErrorFor({ POSTBOX_RATE_LIMIT_PER_MINUTE: '0' }).message).toContain(
+      'POSTBOX_RATE_LIMIT_PER_MINUTE',
+    );
   });
 
   it('names every offending variable at once', () => {
