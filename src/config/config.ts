@@ -16,7 +16,8 @@ const envSchema = z.object({
   /** Postgres connection string. Unset: an embedded Postgres is started under `POSTBOX_DATA_DIR`. */
   DATABASE_URL: z
     .url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// or postgresql:// URL' })
-    .refine((url) => new URL(url).hostname !== '', {
+    // Refinements run even when the URL check failed: only judge the host of a URL that parses.
+    .refine((url) => !URL.canParse(url) || new URL(url).hostname !== '', {
       error:
         'has no host: use postgres://user:password@host:5432/database (or unset it for the embedded database)',
     })

@@ -245,7 +245,7 @@ describe('postbox serve with the embedded Postgres', () => {
 
     const first = await serveOnce(dataDir, 'SIGINT');
     expect(first.some((line) => line.includes('initialised a new embedded postgres cluster'))).toBe(true);
-    expect(first.some((line) => line.includes('"migration":"000001_event_log.sql"'))).toBe(true);
+    expect(first.some((line) => line.includes('"migration":"outbox/000001_event_log.sql"'))).toBe(true);
 
     // SIGTERM is what `docker compose stop` and process managers send.
     const second = await serveOnce(dataDir, 'SIGTERM');
