@@ -33,7 +33,8 @@ create function outbox.append_events(
   expected_version bigint default null,
   ids uuid[] default null,
   occurred_at timestamptz[] default null,
-  require_transaction boolean default false
+  require_transaction boolean default false,
+  ids_are_new boolean default false
 ) returns table (event_id uuid, "position" bigint, stream_version integer, log_xid xid8, duplicate boolean)
 language plpgsql
 set search_path = pg_catalog, pg_temp
@@ -41,13 +42,13 @@ as $$
 #variable_conflict use_variable
 declare
   n integer := coalesce(cardinality(types), 0);
-  event_ids uuid[];
-  existing uuid[];
+  existing uuid[] := '{}';
   fresh integer;
   head_version integer;
   head_xid xid8;
   actual integer;
 begin
+  -- Checks first, each naming the parameter; the table's constraints back them up.
   if require_transaction and now() = statement_timestamp() then
     raise exception 'outbox.append_events must run inside a transaction block (BEGIN ... COMMIT)'
       using errcode = 'no_active_sql_transaction',
@@ -72,6 +73,9 @@ begin
      or (occurred_at is not null and cardinality(occurred_at) <> n) then
     perform outbox.refuse_append('payloads', 'types, payloads, metadata, schema_versions, ids and occurred_at must have one entry per event');
   end if;
+  if expected_version is not null and expected_version < 0 then
+    perform outbox.refuse_append('expected_version', 'must be 0 (a new stream) or a version');
+  end if;
   for i in 1 .. n loop
     if types[i] is null or types[i] !~ '^[A-Za-z][A-Za-z0-9_.-]{0,127}$' then
       perform outbox.refuse_append(format('types[%s]', i), format('%L is not an event type (a letter, then up to 127 letters, digits, _ . -)', types[i]));
@@ -79,40 +83,103 @@ begin
     if payloads[i] is null then
       perform outbox.refuse_append(format('payloads[%s]', i), 'is null');
     end if;
-    if octet_length(payloads[i]::text) > 1048576 then
+    -- pg_column_size: the stored (compressed) size, cheap to read; the TypeScript API caps the text at 1 MiB.
+    if pg_column_size(payloads[i]) > 1048576 then
       perform outbox.refuse_append(format('payloads[%s]', i), 'is larger than 1 MiB');
     end if;
     if metadata is not null and metadata[i] is not null and jsonb_typeof(metadata[i]) <> 'object' then
       perform outbox.refuse_append(format('metadata[%s]', i), 'must be a JSON object');
     end if;
-    if schema_versions is not null and coalesce(schema_versions[i], 1) < 1 then
+    if schema_versions is not null and schema_versions[i] < 1 then
       perform outbox.refuse_append(format('schema_versions[%s]', i), 'must be a positive integer');
     end if;
   end loop;
-  if expected_version is not null and expected_version < 0 then
-    perform outbox.refuse_append('expected_version', 'must be 0 (a new stream) or a version');
-  end if;
 
-  -- Ids: the caller's (idempotent) or new ones. One id twice in a call is a mistake, not a retry.
-  event_ids := array(select coalesce(ids[i], gen_random_uuid()) from generate_series(1, n) i);
-  if ids is not null then
-    if (select count(distinct x) from unnest(event_ids) x) <> n then
+  -- Idempotent ids: those already in the log are not appended again. One id twice in a call is a mistake.
+  -- ids_are_new: the caller vouches the ids were just generated (random UUIDs); the look-up is skipped, and
+  -- an id that exists after all fails on the unique constraint (23505) instead of being skipped.
+  if ids is not null and not ids_are_new then
+    if n > 1 and (select count(distinct x) from unnest(ids) x) <> n then
       perform outbox.refuse_append('ids', 'an id appears twice in one call');
     end if;
-    existing := array(select e.id from outbox.events e where e.id = any (event_ids));
-  else
-    existing := '{}';
+    select coalesce(array_agg(e.id), '{}') into existing from outbox.events e where e.id = any (ids);
   end if;
   fresh := n - cardinality(existing);
 
+  if cardinality(existing) = 0 then
+    -- The common path: one statement locks (or creates) the stream row and inserts every event. The stream
+    -- row is the lock that serialises appends to one stream; its log_xid only grows.
+    if expected_version is null then
+      return query
+        with head as (
+          insert into outbox.streams as s (stream_type, stream_id, version, log_xid)
+          values (stream_type, stream_id, n, pg_current_xact_id())
+          on conflict on constraint streams_pkey do update
+            set version = s.version + excluded.version, log_xid = greatest(s.log_xid, excluded.log_xid),
+                updated_at = now()
+          returning s.version, s.log_xid)
+        insert into outbox.events as e
+          (id, log_xid, stream_type, stream_id, stream_version, type, schema_version, payload, metadata, occurred_at)
+        select coalesce(x.id, gen_random_uuid()), head.log_xid, stream_type, stream_id, head.version - n + x.ord::int,
+               x.type, coalesce(x.schema_version, 1), x.payload, coalesce(x.metadata, '{}'), coalesce(x.occurred_at, now())
+        from head, unnest(ids, types, payloads, metadata, schema_versions, occurred_at)
+               with ordinality as x(id, type, payload, metadata, schema_version, occurred_at, ord)
+        order by x.ord
+        returning e.id, e.position, e.stream_version, e.log_xid, false;
+      return;
+    elsif expected_version = 0 then
+      return query
+        with head as (
+          insert into outbox.streams as s (stream_type, stream_id, version, log_xid)
+          values (stream_type, stream_id, n, pg_current_xact_id())
+          on conflict on constraint streams_pkey do nothing
+          returning s.version, s.log_xid)
+        insert into outbox.events as e
+          (id, log_xid, stream_type, stream_id, stream_version, type, schema_version, payload, metadata, occurred_at)
+        select coalesce(x.id, gen_random_uuid()), head.log_xid, stream_type, stream_id, head.version - n + x.ord::int,
+               x.type, coalesce(x.schema_version, 1), x.payload, coalesce(x.metadata, '{}'), coalesce(x.occurred_at, now())
+        from head, unnest(ids, types, payloads, metadata, schema_versions, occurred_at)
+               with ordinality as x(id, type, payload, metadata, schema_version, occurred_at, ord)
+        order by x.ord
+        returning e.id, e.position, e.stream_version, e.log_xid, false;
+    else
+      return query
+        with head as (
+          update outbox.streams as s
+          set version = s.version + n, log_xid = greatest(s.log_xid, pg_current_xact_id()), updated_at = now()
+          where s.stream_type = stream_type and s.stream_id = stream_id and s.version = expected_version
+          returning s.version, s.log_xid)
+        insert into outbox.events as e
+          (id, log_xid, stream_type, stream_id, stream_version, type, schema_version, payload, metadata, occurred_at)
+        select coalesce(x.id, gen_random_uuid()), head.log_xid, stream_type, stream_id, head.version - n + x.ord::int,
+               x.type, coalesce(x.schema_version, 1), x.payload, coalesce(x.metadata, '{}'), coalesce(x.occurred_at, now())
+        from head, unnest(ids, types, payloads, metadata, schema_versions, occurred_at)
+               with ordinality as x(id, type, payload, metadata, schema_version, occurred_at, ord)
+        order by x.ord
+        returning e.id, e.position, e.stream_version, e.log_xid, false;
+    end if;
+    if found then
+      return;
+    end if;
+    -- The stream statement matched nothing: expected_version was stale.
+    select s.version into actual from outbox.streams s where s.stream_type = stream_type and s.stream_id = stream_id;
+    raise exception 'stream %/% is at version %, not the expected %', stream_type, stream_id, coalesce(actual, 0),
+        expected_version
+      using errcode = 'PB409',
+            detail = json_build_object('stream_type', stream_type, 'stream_id', stream_id,
+                                       'expected_version', expected_version,
+                                       'actual_version', coalesce(actual, 0))::text,
+            hint = 'Another writer appended to the stream since you read it: read it again and retry.';
+  end if;
+
+  -- Some ids are already in the log (a retried command). If all are, nothing is written and the expected
+  -- version is not checked: the append already happened.
   if fresh > 0 then
-    -- The stream row is the lock that serialises appends to one stream; its log_xid only grows.
     if expected_version is null then
       insert into outbox.streams as s (stream_type, stream_id, version, log_xid)
       values (stream_type, stream_id, fresh, pg_current_xact_id())
       on conflict on constraint streams_pkey do update
-        set version = s.version + excluded.version,
-            log_xid = greatest(s.log_xid, excluded.log_xid),
+        set version = s.version + excluded.version, log_xid = greatest(s.log_xid, excluded.log_xid),
             updated_at = now()
       returning s.version, s.log_xid into head_version, head_xid;
     elsif expected_version = 0 then
@@ -122,50 +189,43 @@ begin
       returning s.version, s.log_xid into head_version, head_xid;
     else
       update outbox.streams as s
-      set version = s.version + fresh,
-          log_xid = greatest(s.log_xid, pg_current_xact_id()),
-          updated_at = now()
+      set version = s.version + fresh, log_xid = greatest(s.log_xid, pg_current_xact_id()), updated_at = now()
       where s.stream_type = stream_type and s.stream_id = stream_id and s.version = expected_version
       returning s.version, s.log_xid into head_version, head_xid;
     end if;
     if head_version is null then
-      select s.version into actual from outbox.streams s
-      where s.stream_type = stream_type and s.stream_id = stream_id;
-      raise exception 'stream %/% is at version %, not the expected %', stream_type, stream_id,
-          coalesce(actual, 0), expected_version
+      select s.version into actual from outbox.streams s where s.stream_type = stream_type and s.stream_id = stream_id;
+      raise exception 'stream %/% is at version %, not the expected %', stream_type, stream_id, coalesce(actual, 0),
+          expected_version
         using errcode = 'PB409',
               detail = json_build_object('stream_type', stream_type, 'stream_id', stream_id,
                                          'expected_version', expected_version,
                                          'actual_version', coalesce(actual, 0))::text,
               hint = 'Another writer appended to the stream since you read it: read it again and retry.';
     end if;
-
-    insert into outbox.events as e
-      (id, log_xid, stream_type, stream_id, stream_version, type, schema_version, payload, metadata, occurred_at)
-    select x.id, head_xid, stream_type, stream_id, head_version - fresh + (row_number() over (order by x.ord))::int,
-           x.type, x.schema_version, x.payload, x.metadata, x.occurred_at
-    from (
-      select i as ord, event_ids[i] as id, types[i] as type, coalesce(schema_versions[i], 1) as schema_version,
-             payloads[i] as payload, coalesce(metadata[i], '{}'::jsonb) as metadata,
-             coalesce(occurred_at[i], now()) as occurred_at
-      from generate_series(1, n) i
-      where not (event_ids[i] = any (existing))
-    ) x
-    order by x.ord;
+    return query
+      insert into outbox.events as e
+        (id, log_xid, stream_type, stream_id, stream_version, type, schema_version, payload, metadata, occurred_at)
+      select coalesce(x.id, gen_random_uuid()), head_xid, stream_type, stream_id,
+             head_version - fresh + (row_number() over (order by x.ord))::int,
+             x.type, coalesce(x.schema_version, 1), x.payload, coalesce(x.metadata, '{}'), coalesce(x.occurred_at, now())
+      from unnest(ids, types, payloads, metadata, schema_versions, occurred_at)
+             with ordinality as x(id, type, payload, metadata, schema_version, occurred_at, ord)
+      where x.id is null or not (x.id = any (existing))
+      order by x.ord
+      returning e.id, e.position, e.stream_version, e.log_xid, false;
   end if;
-
   return query
-    select e.id, e.position, e.stream_version, e.log_xid, e.id = any (existing)
-    from generate_series(1, n) i
-    join outbox.events e on e.id = event_ids[i]
-    order by i;
+    select e.id, e.position, e.stream_version, e.log_xid, true
+    from outbox.events e where e.id = any (existing);
 end;
 $$;
 
-comment on function outbox.append_events(text, text, text[], jsonb[], jsonb[], integer[], bigint, uuid[], timestamptz[], boolean) is
+comment on function outbox.append_events(text, text, text[], jsonb[], jsonb[], integer[], bigint, uuid[], timestamptz[], boolean, boolean) is
   'Appends events to one stream in the caller''s transaction: versions without gaps, optional expected_version '
-  '(SQLSTATE PB409 on conflict), idempotent ids (duplicate = true), log order, wake-up. One row per event, in '
-  'input order. require_transaction => true refuses to run outside BEGIN ... COMMIT (SQLSTATE 25P01).';
+  '(SQLSTATE PB409 on conflict), idempotent ids (duplicate = true), log order, wake-up. One row per event: the '
+  'appended ones in input order, then the duplicates. require_transaction => true refuses to run outside '
+  'BEGIN ... COMMIT (SQLSTATE 25P01); ids_are_new => true skips the duplicate look-up for ids just generated.';
 
 create function outbox.append_event(
   stream_type text,

@@ -112,6 +112,8 @@ export async function appendEvents(
       ids: group.map((event) => event.id),
       occurredAt: group.map((event) => event.occurredAt ?? null),
       requireTransaction: run.requireTransaction,
+      // Only ids the caller chose can already be in the log; generated UUIDs skip the look-up.
+      idsAreNew: group.every((event) => !event.idSupplied),
     });
     let rows: AppendEventsRow[];
     try {

@@ -7,10 +7,10 @@
 export const APPEND_EVENTS_SQL =
   'select event_id::text, position::text, stream_version, log_xid::text, duplicate from outbox.append_events(' +
   '$1::text, $2::text, $3::text[], $4::jsonb[], $5::jsonb[], $6::int[], $7::bigint, $8::uuid[], ' +
-  '$9::timestamptz[], $10::boolean)';
+  '$9::timestamptz[], $10::boolean, $11::boolean)';
 
 /** Name of the prepared statement on a `pg` client. */
-export const APPEND_EVENTS_NAME = 'postbox_append_events_v1';
+export const APPEND_EVENTS_NAME = 'postbox_append_events_v2';
 
 /** One row returned by the statement: one per event, in input order. */
 export interface AppendEventsRow {
@@ -33,6 +33,8 @@ export function appendEventsParameters(input: {
   readonly ids: readonly string[];
   readonly occurredAt: readonly (Date | null)[];
   readonly requireTransaction: boolean;
+  /** Every id was generated just now (none chosen by the caller): skip the duplicate look-up. */
+  readonly idsAreNew: boolean;
 }): unknown[] {
   return [
     input.streamType,
@@ -45,5 +47,6 @@ export function appendEventsParameters(input: {
     input.ids,
     input.occurredAt,
     input.requireTransaction,
+    input.idsAreNew,
   ];
 }
