@@ -65,5 +65,10 @@ function toPrincipal(payload: JWTPayload): Principal | undefined {
   if (typeof payload.scope === 'string') scopes.push(...payload.scope.split(' '));
   if (Array.isArray(payload.scopes))
     scopes.push(...payload.scopes.filter((s): s is string => typeof s === 'string'));
-  return { id: `jwt:${payload.sub}`, kind: 'jwt', scopes: parseScopes(scopes) };
+  return {
+    id: `jwt:${payload.sub}`,
+    kind: 'jwt',
+    scopes: parseScopes(scopes),
+    ...(typeof payload.exp === 'number' ? { expiresAt: new Date(payload.exp * 1000) } : {}),
+  };
 }

@@ -1,6 +1,6 @@
 import type { GraphQLError } from 'graphql';
 import { createGraphQLError } from 'graphql-yoga';
-import type { Authenticator } from '../auth/authenticate.ts';
+import type { Authenticator, AuthResult } from '../auth/authenticate.ts';
 import type { Principal } from '../auth/principal.ts';
 import type { Logger } from '../logger.ts';
 import { RateLimiter } from './rate-limit.ts';
@@ -40,6 +40,9 @@ export function rateLimitedError(perMinute: number, retryAfterSeconds: number): 
   );
 }
 
+/** How long one re-check of the same credentials answers for every open connection using them, ms. */
+const REAUTHENTICATION_SHARE_MS = 1000;
+
 /** Credentials as a request or a WebSocket connection carries them. */
 export interface Credentials {
   readonly authorization?: string | null | undefined;
@@ -72,6 +75,14 @@ export interface AccessControl {
    */
   admitRequest(credentials: Credentials, clientAddress: string): Promise<Principal>;
   /**
+   * Checks credentials again without charging the rate limit: for every operation on an open WebSocket and
+   * for live subscriptions, so that a revoked key or an expired token stops working on open connections.
+   * With `shared` (the periodic checks of idle connections), answers for the same credentials are shared
+   * for up to a second, so a key's revocation lookup is one query however many of its connections ask;
+   * without it (an operation about to run) the check is fresh.
+   */
+  reauthenticate(credentials: Credentials, options?: { shared?: boolean }): Promise<AuthResult>;
+  /**
    * Charges one more operation of an already authenticated caller (each WebSocket operation).
    *
    * @throws GraphQLError `RATE_LIMITED` (429).
@@ -93,9 +104,26 @@ export function createAccessControl(options: AccessControlOptions): AccessContro
       throw rateLimitedError(limiter.limit, verdict.retryAfterSeconds);
     }
   };
+  const recent = new Map<string, { at: number; result: Promise<AuthResult> }>();
+  const reauthenticate = (credentials: Credentials, how?: { shared?: boolean }): Promise<AuthResult> => {
+    if (!how?.shared) return options.authenticator.authenticate(credentials);
+    const key = `${credentials.authorization ?? ''}\n${credentials.apiKey ?? ''}`;
+    const now = Date.now();
+    const cached = recent.get(key);
+    if (cached && now - cached.at < REAUTHENTICATION_SHARE_MS) return cached.result;
+    if (recent.size > 10_000) {
+      for (const [entry, { at }] of recent) if (now - at >= REAUTHENTICATION_SHARE_MS) recent.delete(entry);
+    }
+    const result = options.authenticator.authenticate(credentials);
+    recent.set(key, { at: now, result });
+    // A failed lookup (database down) is not remembered: the next check asks again.
+    result.catch(() => recent.delete(key));
+    return result;
+  };
   return {
     enabled: options.authenticator.enabled,
     rateLimitPerMinute: limiter.limit,
+    reauthenticate,
     async admitRequest(credentials, clientAddress) {
       const result = await options.authenticator.authenticate(credentials);
       if (!result.ok) {

@@ -7,6 +7,7 @@ import type { Principal } from '../auth/principal.ts';
 import { traceparentFrom } from '../observability/trace.ts';
 import { API_KEY_HEADER, type Credentials, unauthenticatedError } from './access.ts';
 import { CORRELATION_HEADER, correlationIdFrom } from './context.ts';
+import { type CredentialWatch, watchCredentials } from './credential-watch.ts';
 import { type ClientInfo, closeReason, type SlowClientGuard } from './slow-clients.ts';
 import type { GraphqlApi } from './yoga.ts';
 
@@ -41,6 +42,10 @@ interface Connection {
   readonly info: ClientInfo;
   /** Set by `connection_init` once the credentials are accepted. */
   principal: Principal | undefined;
+  /** The credentials of `connection_init`, checked again before every operation and periodically. */
+  credentials: Credentials | undefined;
+  /** Ends the connection once its credentials are revoked or expire. */
+  watch: CredentialWatch | undefined;
   /** Ids of this connection's running subscriptions (queries and mutations are not counted). */
   readonly subscriptions: Set<string>;
 }
@@ -116,13 +121,45 @@ export function serveGraphqlOverWebSocket(options: GraphqlWebSocketOptions): { d
         return false;
       }
       connection.principal = principal;
+      connection.credentials = credentials;
       connection.info.principal = principal.id;
+      connection.watch = watchCredentials({
+        access: api.access,
+        credentials,
+        principal,
+        intervalMs: api.credentialRecheckMs,
+        logger: log,
+      });
+      void connection.watch.lost.then((loss) => {
+        if (connection.socket.readyState === connection.socket.OPEN) {
+          connection.socket.close(
+            loss.forbidden ? CLOSE_FORBIDDEN : CLOSE_UNAUTHORIZED,
+            closeReason(loss.error.message),
+          );
+        }
+      });
       return true;
     },
     onSubscribe: async (ctx, id, payload) => {
       const connection = ctx.extra;
       const principal = connection.principal;
       if (!principal) return [unauthenticatedError('connection_init was not accepted')];
+      // Revocation and expiry take effect on the next operation of an open connection, not only on the
+      // next connection.
+      if (principal.kind !== 'anonymous' && connection.credentials) {
+        const again = await api.access.reauthenticate(connection.credentials);
+        if (!again.ok || again.principal.scopes.size === 0) {
+          const error = unauthenticatedError(
+            again.ok ? 'these credentials carry no Postbox scope' : again.reason,
+          );
+          connection.watch?.stop();
+          connection.socket.close(
+            again.ok ? CLOSE_FORBIDDEN : CLOSE_UNAUTHORIZED,
+            closeReason(error.message),
+          );
+          return [error];
+        }
+      }
       try {
         api.access.admitOperation(principal, connection.info.clientAddress);
       } catch (error) {
@@ -195,6 +232,8 @@ export function serveGraphqlOverWebSocket(options: GraphqlWebSocketOptions): { d
       request,
       info: { clientAddress: request.socket.remoteAddress ?? 'unknown' },
       principal: undefined,
+      credentials: undefined,
+      watch: undefined,
       subscriptions: new Set(),
     };
     let ended = false;
@@ -204,6 +243,7 @@ export function serveGraphqlOverWebSocket(options: GraphqlWebSocketOptions): { d
       ended = true;
       clearInterval(ping);
       clearTimeout(pongWait);
+      connection.watch?.stop();
       gate.dispose();
       closed(code, reason).catch((error: unknown) =>
         log.error({ err: error }, 'closing a connection failed'),

@@ -13,16 +13,19 @@ import { createEventRegistry } from '../outbox/read.ts';
 import { SHOP_EVENTS } from '../shop/shop.events.ts';
 import {
   type AccessControl,
+  type Credentials,
   createAccessControl,
   credentialsFromHeaders,
   unauthenticatedError,
 } from './access.ts';
 import { CORRELATION_HEADER, correlationIdFrom, createContext, type GraphQLContext } from './context.ts';
+import { DEFAULT_CREDENTIAL_RECHECK_MS } from './credential-watch.ts';
 import { maskPostboxError } from './error-masking.ts';
 import { LogTailer, type LogTailerOptions } from './log-tailer.ts';
 import { useOperationLog } from './operation-log.ts';
 import { useOperationMetrics } from './operation-metrics.ts';
 import { schema } from './schema/index.ts';
+import { useSubscriptionCredentialWatch } from './subscription-credentials.ts';
 
 /** Largest request body accepted by default: 1 MiB. */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
@@ -99,6 +102,12 @@ export interface GraphqlApiOptions {
   readonly rateLimitPerMinute?: number;
   /** Where GraphQL operations and open subscriptions are counted. Omitted: not counted. */
   readonly metrics?: Metrics | undefined;
+  /**
+   * How often open WebSocket connections and live subscriptions re-check their credentials (revoked keys,
+   * expired tokens; a token's `exp` is also acted on at that instant), ms. Default
+   * {@link DEFAULT_CREDENTIAL_RECHECK_MS}.
+   */
+  readonly credentialRecheckMs?: number;
   /** Tuning of the subscription feed. */
   readonly feed?: Partial<Pick<LogTailerOptions, 'pollIntervalMs' | 'pageSize' | 'bufferLimit'>>;
 }
@@ -109,6 +118,8 @@ export interface GraphqlApi {
   readonly tailer: LogTailer;
   /** Authentication and rate limiting (the WebSocket transport admits its connections through it). */
   readonly access: AccessControl;
+  /** See {@link GraphqlApiOptions.credentialRecheckMs}. */
+  readonly credentialRecheckMs: number;
   readonly logger: Logger;
   /** Ends every subscription and stops the feed. */
   close(): Promise<void>;
@@ -179,6 +190,8 @@ export function createGraphqlApi(options: GraphqlApiOptions): GraphqlApi {
   });
   const correlationIds = new WeakMap<Request, string>();
   const principals = new WeakMap<Request, Principal>();
+  const credentialsOf = new WeakMap<Request, Credentials>();
+  const credentialRecheckMs = options.credentialRecheckMs ?? DEFAULT_CREDENTIAL_RECHECK_MS;
 
   const correlationPlugin: Plugin = {
     onRequest({ request }) {
@@ -194,11 +207,10 @@ export function createGraphqlApi(options: GraphqlApiOptions): GraphqlApi {
   // check and at most one key lookup. An error thrown here becomes a GraphQL error response with its status.
   const accessPlugin: Plugin<Record<string, unknown>, ServerContext> = {
     async onRequestParse({ request, serverContext }) {
-      const principal = await access.admitRequest(
-        credentialsFromHeaders(request.headers),
-        clientAddressOf(serverContext),
-      );
+      const credentials = credentialsFromHeaders(request.headers);
+      const principal = await access.admitRequest(credentials, clientAddressOf(serverContext));
       principals.set(request, principal);
+      credentialsOf.set(request, credentials);
     },
   };
 
@@ -223,6 +235,7 @@ export function createGraphqlApi(options: GraphqlApiOptions): GraphqlApi {
           correlationIdFrom(request?.headers.get(CORRELATION_HEADER)),
         principal: caller,
         traceparent: traceparent ?? (request ? traceparentFrom(request.headers) : undefined),
+        credentials: request ? credentialsOf.get(request) : undefined,
       });
     },
     maskedErrors: { isDev: development, maskError: maskPostboxError },
@@ -236,6 +249,7 @@ export function createGraphqlApi(options: GraphqlApiOptions): GraphqlApi {
       accessPlugin,
       correlationPlugin,
       useOperationLog(),
+      useSubscriptionCredentialWatch(access, credentialRecheckMs),
       ...(options.metrics ? [useOperationMetrics(options.metrics)] : []),
       // A validation rule, so it applies to WebSocket operations too (they skip yoga's request hooks).
       ...(introspection ? [] : [useDisableIntrospection()]),
@@ -255,6 +269,7 @@ export function createGraphqlApi(options: GraphqlApiOptions): GraphqlApi {
     yoga,
     tailer,
     access,
+    credentialRecheckMs,
     logger: options.logger,
     close: () => tailer.stop(),
   };
