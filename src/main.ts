@@ -1,10 +1,12 @@
+import type pg from 'pg';
 import { listApiKeys } from './auth/api-keys.ts';
 import { createJwtVerifier, type JwtVerifier } from './auth/jwt.ts';
 import type { Config } from './config/config.ts';
 import type { ConsumerDefinition } from './consumers/consumer.ts';
 import { openDatabase } from './db/connect.ts';
-import type { Db } from './db/database.ts';
+import { createDb, type Db } from './db/database.ts';
 import { migrate } from './db/migrate.ts';
+import { createPool } from './db/pool.ts';
 import { type ApiServer, startApiServer } from './graphql/server.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { checkReadiness } from './observability/health.ts';
@@ -82,6 +84,7 @@ export async function startService(config: Config, logger: Logger = createLogger
   const database = await openDatabase(config, logger);
   let postbox: Postbox | undefined;
   let api: ApiServer | undefined;
+  let apiPool: pg.Pool | undefined;
   try {
     await migrate(database.pool, { logger });
     const metrics = createMetrics(database.db);
@@ -100,11 +103,21 @@ export async function startService(config: Config, logger: Logger = createLogger
       logger.info({ concurrency: config.workerConcurrency }, 'relay and graphile-worker running');
     }
     if (config.runApi) {
+      // The API's own pool: its queries are bounded by statement_timeout, and however many requests pile up
+      // they wait for these connections, never for the relay's and consumers'.
+      apiPool = createPool({
+        connectionString: database.connectionString,
+        max: config.apiPoolSize,
+        applicationName: 'postbox-api',
+        options: `-c statement_timeout=${config.apiStatementTimeoutMs}`,
+        logger,
+      });
+      const apiDb = createDb(apiPool);
       const jwt = await jwtVerifierFor(config);
       await warnAboutAuth(config, database.db, jwt, logger);
       const workers = postbox;
       api = await startApiServer({
-        db: database.db,
+        db: apiDb,
         connectionString: database.connectionString,
         logger,
         host: config.host,
@@ -115,6 +128,8 @@ export async function startService(config: Config, logger: Logger = createLogger
         maxBodyBytes: config.maxBodyBytes,
         rateLimitPerMinute: config.rateLimitPerMinute,
         maxSubscriptionsPerConnection: config.maxSubscriptionsPerConnection,
+        executionTimeoutMs: config.apiExecutionTimeoutMs,
+        credentialRecheckMs: config.credentialRecheckMs,
         metrics,
         readiness: () =>
           checkReadiness({
@@ -133,6 +148,7 @@ export async function startService(config: Config, logger: Logger = createLogger
     }
   } catch (error) {
     await api?.close();
+    await apiPool?.end();
     await postbox?.stop();
     await database.close();
     throw error;
@@ -148,6 +164,7 @@ export async function startService(config: Config, logger: Logger = createLogger
     stop() {
       stopping ??= (async () => {
         await api?.close();
+        await apiPool?.end();
         await postbox?.stop();
         await database.close();
       })();

@@ -29,6 +29,17 @@ const envSchema = z.object({
   POSTBOX_PG_PORT: port.default(0),
   /** Size of the service's pg pool. Default `20`. */
   POSTBOX_POOL_SIZE: z.coerce.number().int().min(2).max(500).default(20),
+  /**
+   * Size of the API's own pg pool, apart from the relay's and consumers' pool (`POSTBOX_POOL_SIZE`), so that
+   * API traffic cannot starve the workers of connections. Default `10`.
+   */
+  POSTBOX_API_POOL_SIZE: z.coerce.number().int().min(2).max(500).default(10),
+  /** `statement_timeout` of the API's connections, ms. Default `5000`. */
+  POSTBOX_API_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(5000),
+  /** Longest a GraphQL query or mutation may run before it is answered `DEADLINE_EXCEEDED`, ms. Default `10000`. */
+  POSTBOX_API_EXECUTION_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(10_000),
+  /** How often open connections and subscriptions re-check their credentials, ms. Default `5000`. */
+  POSTBOX_CREDENTIAL_RECHECK_MS: z.coerce.number().int().min(100).max(600_000).default(5000),
   /** graphile-worker concurrency: jobs (partition drains) run at once by this process. Default `8`. */
   POSTBOX_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(200).default(8),
   /** How often the relay polls for work it may have missed a wake-up for, in ms. Default `2000`. */
@@ -79,6 +90,10 @@ export interface Config {
   readonly embeddedPgPort: number;
   readonly poolSize: number;
   readonly workerConcurrency: number;
+  readonly apiPoolSize: number;
+  readonly apiStatementTimeoutMs: number;
+  readonly apiExecutionTimeoutMs: number;
+  readonly credentialRecheckMs: number;
   readonly pollIntervalMs: number;
   readonly runWorkers: boolean;
   readonly runApi: boolean;
@@ -130,6 +145,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     embeddedPgPort: e.POSTBOX_PG_PORT,
     poolSize: e.POSTBOX_POOL_SIZE,
     workerConcurrency: e.POSTBOX_WORKER_CONCURRENCY,
+    apiPoolSize: e.POSTBOX_API_POOL_SIZE,
+    apiStatementTimeoutMs: e.POSTBOX_API_STATEMENT_TIMEOUT_MS,
+    apiExecutionTimeoutMs: e.POSTBOX_API_EXECUTION_TIMEOUT_MS,
+    credentialRecheckMs: e.POSTBOX_CREDENTIAL_RECHECK_MS,
     pollIntervalMs: e.POSTBOX_POLL_INTERVAL_MS,
     runWorkers: e.POSTBOX_WORKERS,
     runApi: e.POSTBOX_API,

@@ -24,6 +24,11 @@ import { maskPostboxError } from './error-masking.ts';
 import { LogTailer, type LogTailerOptions } from './log-tailer.ts';
 import { useOperationLog } from './operation-log.ts';
 import { useOperationMetrics } from './operation-metrics.ts';
+import {
+  DEFAULT_EXECUTION_TIMEOUT_MS,
+  useExecutionDeadline,
+  useVariableAwareCostLimit,
+} from './query-cost.ts';
 import { schema } from './schema/index.ts';
 import { useSubscriptionCredentialWatch } from './subscription-credentials.ts';
 
@@ -108,6 +113,8 @@ export interface GraphqlApiOptions {
    * {@link DEFAULT_CREDENTIAL_RECHECK_MS}.
    */
   readonly credentialRecheckMs?: number;
+  /** Longest a query or mutation may run, ms. Default {@link DEFAULT_EXECUTION_TIMEOUT_MS}. */
+  readonly executionTimeoutMs?: number;
   /** Tuning of the subscription feed. */
   readonly feed?: Partial<Pick<LogTailerOptions, 'pollIntervalMs' | 'pageSize' | 'bufferLimit'>>;
 }
@@ -262,6 +269,8 @@ export function createGraphqlApi(options: GraphqlApiOptions): GraphqlApi {
         // "Did you mean …" helps while developing; in production it would map the schema for a stranger.
         blockFieldSuggestion: { enabled: !development },
       }),
+      useVariableAwareCostLimit(limits.maxCost),
+      useExecutionDeadline(options.executionTimeoutMs ?? DEFAULT_EXECUTION_TIMEOUT_MS),
     ],
   });
 

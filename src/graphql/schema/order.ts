@@ -1,11 +1,7 @@
 import { ValidationError } from '../../errors.ts';
-import { readStream, toRecordedEvent } from '../../outbox/read.ts';
+import { toRecordedEvent } from '../../outbox/read.ts';
 import {
-  findNotifications,
   findOrder,
-  findOrderLines,
-  findPayment,
-  findShipment,
   listOrders,
   type Notification,
   type Order,
@@ -14,9 +10,15 @@ import {
   type Shipment,
 } from '../../shop/order.repository.ts';
 import { cancelOrder, placeOrder } from '../../shop/order.service.ts';
-import { ORDER_STREAM } from '../../shop/shop.events.ts';
 import { ORDER_STATUSES } from '../../shop/shop.tables.ts';
 import { builder } from '../builder.ts';
+import {
+  loadNotifications,
+  loadOrderEvents,
+  loadOrderLines,
+  loadPayments,
+  loadShipments,
+} from '../order-loaders.ts';
 import { ERROR_TYPES } from './errors.ts';
 import { EventRef, pageSize } from './event.ts';
 import { SCOPES_TO_READ_ORDERS, SCOPES_TO_WRITE_ORDERS } from './scopes.ts';
@@ -85,33 +87,38 @@ export const OrderRef = builder.objectRef<Order>('Order').implement({
     }),
     createdAt: t.field({ type: 'DateTime', resolve: (order) => order.created_at }),
     updatedAt: t.field({ type: 'DateTime', resolve: (order) => order.updated_at }),
-    lines: t.field({
-      type: [OrderLineRef],
-      resolve: async (order, _args, context) =>
-        (await findOrderLines(context.db, [order.id])).get(order.id) ?? [],
+    lines: t.loadableGroup({
+      type: OrderLineRef,
+      load: (ids: string[], context) => loadOrderLines(context.db, ids),
+      group: (line) => line.order_id,
+      resolve: (order) => order.id,
     }),
-    payment: t.field({
+    payment: t.loadable({
       type: PaymentRef,
       nullable: true,
-      resolve: async (order, _args, context) => (await findPayment(context.db, order.id)) ?? null,
+      load: (ids: string[], context) => loadPayments(context.db, ids),
+      resolve: (order) => order.id,
     }),
-    shipment: t.field({
+    shipment: t.loadable({
       type: ShipmentRef,
       nullable: true,
-      resolve: async (order, _args, context) => (await findShipment(context.db, order.id)) ?? null,
+      load: (ids: string[], context) => loadShipments(context.db, ids),
+      resolve: (order) => order.id,
     }),
-    notifications: t.field({
-      type: [NotificationRef],
+    notifications: t.loadableGroup({
+      type: NotificationRef,
       description: 'What the customer was told, oldest first.',
-      resolve: (order, _args, context) => findNotifications(context.db, order.id),
+      load: (ids: string[], context) => loadNotifications(context.db, ids),
+      group: (notification) => notification.order_id,
+      resolve: (order) => order.id,
     }),
-    events: t.field({
-      type: [EventRef],
+    events: t.loadableGroup({
+      type: EventRef,
       description: "The order's stream, in version order.",
-      resolve: async (order, _args, context) =>
-        (await readStream(context.db, ORDER_STREAM, order.id)).map((row) =>
-          toRecordedEvent(row, context.registry),
-        ),
+      load: async (ids: string[], context) =>
+        (await loadOrderEvents(context.db, ids)).map((row) => toRecordedEvent(row, context.registry)),
+      group: (event) => event.streamId,
+      resolve: (order) => order.id,
     }),
   }),
 });
