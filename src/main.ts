@@ -34,7 +34,7 @@ export function serviceConsumers(config: Pick<Config, 'paymentLimitCents'>): Con
 
 /** The JWT verifier the configuration asks for, if any key source is set. */
 async function jwtVerifierFor(config: Pick<Config, 'jwt'>): Promise<JwtVerifier | undefined> {
-  const { hs256Secret, rs256PublicKey, jwksUrl, issuer, audience } = config.jwt;
+  const { hs256Secret, rs256PublicKey, jwksUrl, issuer, audience, maxTokenAgeSeconds } = config.jwt;
   if (!hs256Secret && !rs256PublicKey && !jwksUrl) return undefined;
   return createJwtVerifier({
     ...(hs256Secret ? { hs256Secret } : {}),
@@ -42,6 +42,7 @@ async function jwtVerifierFor(config: Pick<Config, 'jwt'>): Promise<JwtVerifier 
     ...(jwksUrl ? { jwksUrl } : {}),
     ...(issuer ? { issuer } : {}),
     ...(audience ? { audience } : {}),
+    ...(maxTokenAgeSeconds !== undefined ? { maxTokenAgeSeconds } : {}),
   });
 }
 

@@ -62,6 +62,8 @@ const envSchema = z.object({
   POSTBOX_JWT_ISSUER: z.string().min(1).optional(),
   /** Required `aud` of JWTs. */
   POSTBOX_JWT_AUDIENCE: z.string().min(1).optional(),
+  /** Oldest accepted JWT by its `iat`, seconds (tokens without `iat` are then refused). Default: unset (only `exp`). */
+  POSTBOX_JWT_MAX_AGE_SECONDS: z.coerce.number().int().min(1).optional(),
   /** Introspection and GraphiQL in production. Default off in production, on otherwise. */
   POSTBOX_INTROSPECTION: booleanFlag.optional(),
   /** Requests per minute per API key / token subject (or per IP when auth is off). Default `600`. */
@@ -108,6 +110,7 @@ export interface Config {
     readonly jwksUrl: string | undefined;
     readonly issuer: string | undefined;
     readonly audience: string | undefined;
+    readonly maxTokenAgeSeconds: number | undefined;
   };
   /** Introspection and GraphiQL enabled. */
   readonly introspection: boolean;
@@ -162,6 +165,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       jwksUrl: e.POSTBOX_JWT_JWKS_URL,
       issuer: e.POSTBOX_JWT_ISSUER,
       audience: e.POSTBOX_JWT_AUDIENCE,
+      maxTokenAgeSeconds: e.POSTBOX_JWT_MAX_AGE_SECONDS,
     }),
     introspection: e.POSTBOX_INTROSPECTION ?? e.NODE_ENV !== 'production',
     rateLimitPerMinute: e.POSTBOX_RATE_LIMIT_PER_MINUTE,

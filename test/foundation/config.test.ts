@@ -43,6 +43,7 @@ describe('loadConfig', () => {
         jwksUrl: undefined,
         issuer: undefined,
         audience: undefined,
+        maxTokenAgeSeconds: undefined,
       },
       introspection: true,
       rateLimitPerMinute: 600,
