@@ -5,6 +5,7 @@ import { handleProtocols } from 'graphql-ws';
 import { WebSocketServer } from 'ws';
 import type { Readiness } from '../observability/health.ts';
 import { createOpsRoutes } from '../observability/routes.ts';
+import { refuseForeignRequest } from './same-site.ts';
 import { SlowClientGuard, type SlowClientOptions } from './slow-clients.ts';
 import { DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION, serveGraphqlOverWebSocket } from './websocket.ts';
 import { createGraphqlApi, DEFAULT_MAX_BODY_BYTES, type GraphqlApi, type GraphqlApiOptions } from './yoga.ts';
@@ -55,7 +56,15 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     readiness: options.readiness,
     logger: options.logger,
   });
+  const authEnabled = options.auth.enabled;
   const server = createServer((request, response) => {
+    const refused = refuseForeignRequest(request, { authEnabled });
+    if (refused) {
+      response
+        .writeHead(refused.status, { 'content-type': 'text/plain; charset=utf-8' })
+        .end(`${refused.message}\n`);
+      return;
+    }
     if (opsRoutes(request, response)) return;
     if (isEventStream(request.headers.accept)) {
       slowClients.watchEventStream(response, { clientAddress: request.socket.remoteAddress ?? 'unknown' });
@@ -67,6 +76,11 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     path: yoga.graphqlEndpoint,
     maxPayload: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     handleProtocols: (protocols) => handleProtocols(protocols),
+    verifyClient: ({ req }, done) => {
+      const refused = refuseForeignRequest(req, { authEnabled, upgrade: true });
+      if (refused) done(false, refused.status, refused.message);
+      else done(true);
+    },
   });
   const graphqlWs = serveGraphqlOverWebSocket({
     api,

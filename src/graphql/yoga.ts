@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { useDisableIntrospection } from '@envelop/disable-introspection';
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
+import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import { createAuthenticator } from '../auth/authenticate.ts';
 import type { JwtVerifier } from '../auth/jwt.ts';
@@ -29,6 +30,7 @@ import {
   useExecutionDeadline,
   useVariableAwareCostLimit,
 } from './query-cost.ts';
+import { useNoFormBodies } from './same-site.ts';
 import { schema } from './schema/index.ts';
 import { useSubscriptionCredentialWatch } from './subscription-credentials.ts';
 
@@ -36,6 +38,8 @@ import { useSubscriptionCredentialWatch } from './subscription-credentials.ts';
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 /** Requests per minute per caller by default. */
 export const DEFAULT_RATE_LIMIT_PER_MINUTE = 600;
+/** Header a GET request (or any request a browser would not preflight) must carry: yoga's CSRF header. */
+export const CSRF_HEADER = 'x-graphql-yoga-csrf';
 /** The GraphQL path. */
 export const GRAPHQL_PATH = '/graphql';
 
@@ -253,6 +257,10 @@ export function createGraphqlApi(options: GraphqlApiOptions): GraphqlApi {
       error: (...args: unknown[]) => log.error({ detail: args }, 'yoga'),
     },
     plugins: [
+      useNoFormBodies(),
+      // A GET (the one operation request a browser sends cross-site without a preflight) needs the
+      // `x-graphql-yoga-csrf` header; so does any other non-preflighted request the check above let through.
+      useCSRFPrevention({ requestHeaders: [CSRF_HEADER] }),
       accessPlugin,
       correlationPlugin,
       useOperationLog(),
