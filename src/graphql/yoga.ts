@@ -21,7 +21,8 @@ import {
 } from './access.ts';
 import { CORRELATION_HEADER, correlationIdFrom, createContext, type GraphQLContext } from './context.ts';
 import { DEFAULT_CREDENTIAL_RECHECK_MS } from './credential-watch.ts';
-import { maskPostboxError } from './error-masking.ts';
+import { isGraphQLError, maskPostboxError, unexpectedCause } from './error-masking.ts';
+import { useWellFormedStrings } from './input-strings.ts';
 import { LogTailer, type LogTailerOptions } from './log-tailer.ts';
 import { useOperationLog } from './operation-log.ts';
 import { useOperationMetrics } from './operation-metrics.ts';
@@ -254,7 +255,12 @@ export function createGraphqlApi(options: GraphqlApiOptions): GraphqlApi {
       debug: (...args: unknown[]) => log.debug({ detail: args }, 'yoga'),
       info: (...args: unknown[]) => log.info({ detail: args }, 'yoga'),
       warn: (...args: unknown[]) => log.warn({ detail: args }, 'yoga'),
-      error: (...args: unknown[]) => log.error({ detail: args }, 'yoga'),
+      // yoga reports every error a resolver threw; the client's own mistakes (validation, not found…) are
+      // not the service's errors, and the unexpected ones are logged with their cause by operation-log.ts.
+      error: (...args: unknown[]) =>
+        args.every((arg) => isGraphQLError(arg) && unexpectedCause(arg) === undefined)
+          ? log.debug({ detail: args }, 'yoga: client error')
+          : log.error({ detail: args }, 'yoga'),
     },
     plugins: [
       useNoFormBodies(),
@@ -277,6 +283,7 @@ export function createGraphqlApi(options: GraphqlApiOptions): GraphqlApi {
         // "Did you mean …" helps while developing; in production it would map the schema for a stranger.
         blockFieldSuggestion: { enabled: !development },
       }),
+      useWellFormedStrings(),
       useVariableAwareCostLimit(limits.maxCost),
       useExecutionDeadline(options.executionTimeoutMs ?? DEFAULT_EXECUTION_TIMEOUT_MS),
     ],

@@ -80,8 +80,18 @@ export function toEventFilter(
 
 /** Parses an `after` argument (undefined when absent). */
 export function parseAfter(after: string | null | undefined, field = 'after'): LogPoint | undefined {
-  return after ? decodeCursor(after, field) : undefined;
+  if (!after) return undefined;
+  const point = decodeCursor(after, field);
+  // Positions are int8 and transaction ids xid8 (unsigned 64-bit): larger numbers would fail in Postgres.
+  if (BigInt(point.position) > INT8_MAX || BigInt(point.logXid) > XID8_MAX) {
+    throw new ValidationError(`${field} is not a valid cursor`, field);
+  }
+  return point;
 }
+
+/** Largest int8. */
+export const INT8_MAX = 2n ** 63n - 1n;
+const XID8_MAX = 2n ** 64n - 1n;
 
 /** Page size bounds of connections. */
 export function pageSize(first: number | null | undefined, fallback = 50, max = 500): number {

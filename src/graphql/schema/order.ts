@@ -20,7 +20,7 @@ import {
   loadShipments,
 } from '../order-loaders.ts';
 import { ERROR_TYPES } from './errors.ts';
-import { EventRef, pageSize } from './event.ts';
+import { EventRef, INT8_MAX, pageSize } from './event.ts';
 import { SCOPES_TO_READ_ORDERS, SCOPES_TO_WRITE_ORDERS } from './scopes.ts';
 
 export const OrderStatusEnum = builder.enumType('OrderStatus', {
@@ -137,7 +137,8 @@ function encodeOrderCursor(order: Order): string {
 function decodeOrderCursor(cursor: string): string {
   const text = Buffer.from(cursor, 'base64url').toString('utf8');
   const seq = text.startsWith(ORDER_CURSOR_PREFIX) ? text.slice(ORDER_CURSOR_PREFIX.length) : '';
-  if (!/^\d{1,19}$/.test(seq)) throw new ValidationError('after is not a valid cursor', 'after');
+  if (!/^\d{1,19}$/.test(seq) || BigInt(seq) > INT8_MAX)
+    throw new ValidationError('after is not a valid cursor', 'after');
   return seq;
 }
 
