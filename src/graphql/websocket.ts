@@ -5,7 +5,7 @@ import { createGraphQLError } from 'graphql-yoga';
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { Principal } from '../auth/principal.ts';
 import { traceparentFrom } from '../observability/trace.ts';
-import { API_KEY_HEADER, type Credentials, unauthenticatedError } from './access.ts';
+import { API_KEY_HEADER, type Credentials, serviceUnavailableError, unauthenticatedError } from './access.ts';
 import { CORRELATION_HEADER, correlationIdFrom } from './context.ts';
 import { type CredentialWatch, watchCredentials } from './credential-watch.ts';
 import { type ClientInfo, closeReason, type SlowClientGuard } from './slow-clients.ts';
@@ -17,6 +17,9 @@ export const CLOSE_UNAUTHORIZED = CloseCode.Unauthorized; // 4401
 export const CLOSE_FORBIDDEN = CloseCode.Forbidden; // 4403
 /** Close code when the caller is over its rate limit at `connection_init`. */
 export const CLOSE_RATE_LIMITED = 4429;
+
+/** Close code when the credentials cannot be checked now (the database is unreachable): retry later. */
+export const CLOSE_TRY_AGAIN_LATER = 1013;
 
 /** Subscriptions one connection may hold by default. */
 export const DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION = 20;
@@ -109,9 +112,13 @@ export function serveGraphqlOverWebSocket(options: GraphqlWebSocketOptions): { d
       try {
         principal = await api.access.admitRequest(credentials, connection.info.clientAddress);
       } catch (error) {
-        const rateLimited = (error as GraphQLError).extensions?.code === 'RATE_LIMITED';
+        const code = (error as GraphQLError).extensions?.code;
         connection.socket.close(
-          rateLimited ? CLOSE_RATE_LIMITED : CLOSE_UNAUTHORIZED,
+          code === 'RATE_LIMITED'
+            ? CLOSE_RATE_LIMITED
+            : code === 'SERVICE_UNAVAILABLE'
+              ? CLOSE_TRY_AGAIN_LATER
+              : CLOSE_UNAUTHORIZED,
           closeReason((error as Error).message),
         );
         return false;
@@ -147,7 +154,13 @@ export function serveGraphqlOverWebSocket(options: GraphqlWebSocketOptions): { d
       // Revocation and expiry take effect on the next operation of an open connection, not only on the
       // next connection.
       if (principal.kind !== 'anonymous' && connection.credentials) {
-        const again = await api.access.reauthenticate(connection.credentials);
+        let again: Awaited<ReturnType<typeof api.access.reauthenticate>>;
+        try {
+          again = await api.access.reauthenticate(connection.credentials);
+        } catch (error) {
+          log.warn({ err: error }, 're-checking credentials failed');
+          return [serviceUnavailableError()];
+        }
         if (!again.ok || again.principal.scopes.size === 0) {
           const error = unauthenticatedError(
             again.ok ? 'these credentials carry no Postbox scope' : again.reason,
