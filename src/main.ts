@@ -104,6 +104,12 @@ export async function startService(config: Config, logger: Logger = createLogger
       logger.info({ concurrency: config.workerConcurrency }, 'relay and graphile-worker running');
     }
     if (config.runApi) {
+      if (config.nodeEnv !== 'production' && config.databaseUrl !== undefined) {
+        logger.warn(
+          `NODE_ENV=${config.nodeEnv} with a DATABASE_URL: introspection${config.introspection ? ', GraphiQL' : ''} ` +
+            'and error details are on; set NODE_ENV=production for a deployment',
+        );
+      }
       // The API's own pool: its queries are bounded by statement_timeout, and however many requests pile up
       // they wait for these connections, never for the relay's and consumers'.
       apiPool = createPool({

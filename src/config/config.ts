@@ -21,8 +21,11 @@ const envSchema = z.object({
   PORT: port.default(4000),
   /** pino level. Default `info`. */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  /** `production` turns off development conveniences. Default `development`. */
-  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  /**
+   * `production` turns off development conveniences (introspection, GraphiQL, error messages, field
+   * suggestions). Default: `production` when `DATABASE_URL` is set, `development` on the embedded database.
+   */
+  NODE_ENV: z.enum(['development', 'production', 'test']).optional(),
   /** Where the embedded Postgres keeps its data (kept across restarts). Default `./.postbox`. */
   POSTBOX_DATA_DIR: z.string().min(1).default('./.postbox'),
   /** Port of the embedded Postgres on 127.0.0.1. Default `0`: a free port is picked at each start. */
@@ -87,6 +90,8 @@ export interface Config {
   readonly port: number;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   readonly nodeEnv: 'development' | 'production' | 'test';
+  /** True when `NODE_ENV` was not set and `nodeEnv` is the default (for a start-up note). */
+  readonly nodeEnvDefaulted: boolean;
   /** Absolute path of the embedded Postgres data directory's parent. */
   readonly dataDir: string;
   readonly embeddedPgPort: number;
@@ -138,12 +143,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`, problems);
   }
   const e = parsed.data;
+  // A real database means a deployment: development conveniences must be asked for, not defaulted to.
+  const nodeEnv = e.NODE_ENV ?? (e.DATABASE_URL !== undefined ? 'production' : 'development');
   return Object.freeze({
     databaseUrl: e.DATABASE_URL,
     host: e.HOST,
     port: e.PORT,
     logLevel: e.LOG_LEVEL,
-    nodeEnv: e.NODE_ENV,
+    nodeEnv,
+    nodeEnvDefaulted: e.NODE_ENV === undefined,
     dataDir: path.resolve(e.POSTBOX_DATA_DIR),
     embeddedPgPort: e.POSTBOX_PG_PORT,
     poolSize: e.POSTBOX_POOL_SIZE,
@@ -167,7 +175,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       audience: e.POSTBOX_JWT_AUDIENCE,
       maxTokenAgeSeconds: e.POSTBOX_JWT_MAX_AGE_SECONDS,
     }),
-    introspection: e.POSTBOX_INTROSPECTION ?? e.NODE_ENV !== 'production',
+    introspection: e.POSTBOX_INTROSPECTION ?? nodeEnv !== 'production',
     rateLimitPerMinute: e.POSTBOX_RATE_LIMIT_PER_MINUTE,
     maxBodyBytes: e.POSTBOX_MAX_BODY_BYTES,
     maxSubscriptionsPerConnection: e.POSTBOX_MAX_SUBSCRIPTIONS_PER_CONNECTION,

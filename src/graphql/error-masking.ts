@@ -55,5 +55,22 @@ export function maskPostboxError(error: unknown, message: string, isDev?: boolea
       extensions,
     });
   }
-  return maskError(error, message, isDev);
+  const masked = maskError(error, message, isDev);
+  // yoga's development mode adds the cause's stack (absolute paths of the server); the message is enough
+  // for a developer, and the stack is in the log.
+  if (isDev && isGraphQLError(masked)) {
+    const extensions = (masked as { extensions?: Record<string, unknown> }).extensions ?? {};
+    const cause = extensions.originalError as { message?: unknown } | undefined;
+    if (cause && typeof cause === 'object') {
+      return createGraphQLError(masked.message, {
+        ...(masked.nodes ? { nodes: masked.nodes } : {}),
+        ...(masked.path ? { path: masked.path } : {}),
+        extensions: {
+          ...extensions,
+          originalError: { message: typeof cause.message === 'string' ? cause.message : String(cause) },
+        },
+      });
+    }
+  }
+  return masked;
 }

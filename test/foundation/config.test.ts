@@ -23,6 +23,7 @@ describe('loadConfig', () => {
       port: 4000,
       logLevel: 'info',
       nodeEnv: 'development',
+      nodeEnvDefaulted: true,
       dataDir: path.resolve('.postbox'),
       embeddedPgPort: 0,
       poolSize: 20,
