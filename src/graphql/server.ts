@@ -5,6 +5,7 @@ import { handleProtocols } from 'graphql-ws';
 import { WebSocketServer } from 'ws';
 import type { Readiness } from '../observability/health.ts';
 import { createOpsRoutes } from '../observability/routes.ts';
+import { DEFAULT_MAX_CONNECTIONS_PER_PRINCIPAL, PrincipalQuota } from './principal-quotas.ts';
 import { refuseForeignRequest } from './same-site.ts';
 import { SlowClientGuard, type SlowClientOptions } from './slow-clients.ts';
 import { DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION, serveGraphqlOverWebSocket } from './websocket.ts';
@@ -20,6 +21,8 @@ export interface ApiServerOptions extends GraphqlApiOptions {
   readonly shutdownGraceMs?: number;
   /** Subscriptions one WebSocket connection may hold. Default {@link DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION}. */
   readonly maxSubscriptionsPerConnection?: number;
+  /** Open WebSocket connections per principal. Default {@link DEFAULT_MAX_CONNECTIONS_PER_PRINCIPAL}. */
+  readonly maxConnectionsPerPrincipal?: number;
   /** When a subscriber that stops reading is disconnected (see slow-clients.ts). */
   readonly slowClients?: SlowClientOptions;
   /** Answers `/readyz`; omitted: no `/readyz`. (`/metrics` is served when `metrics` is given.) */
@@ -89,6 +92,9 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     maxSubscriptionsPerConnection:
       options.maxSubscriptionsPerConnection ?? DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,
     slowClients,
+    connectionQuota: new PrincipalQuota(
+      options.maxConnectionsPerPrincipal ?? DEFAULT_MAX_CONNECTIONS_PER_PRINCIPAL,
+    ),
   });
 
   try {

@@ -8,6 +8,7 @@ import { traceparentFrom } from '../observability/trace.ts';
 import { API_KEY_HEADER, type Credentials, serviceUnavailableError, unauthenticatedError } from './access.ts';
 import { CORRELATION_HEADER, correlationIdFrom } from './context.ts';
 import { type CredentialWatch, watchCredentials } from './credential-watch.ts';
+import type { PrincipalQuota } from './principal-quotas.ts';
 import { type ClientInfo, closeReason, type SlowClientGuard } from './slow-clients.ts';
 import type { GraphqlApi } from './yoga.ts';
 
@@ -34,6 +35,8 @@ export interface GraphqlWebSocketOptions {
   /** Subscriptions one connection may hold; more are refused with `TOO_MANY_SUBSCRIPTIONS`. */
   readonly maxSubscriptionsPerConnection: number;
   readonly slowClients: SlowClientGuard;
+  /** Open connections per principal; more are closed with 4429. */
+  readonly connectionQuota: PrincipalQuota;
   /** Ping interval; a client that does not answer within another interval is dropped, ms. Default `12000`. */
   readonly keepAliveMs?: number;
 }
@@ -49,6 +52,8 @@ interface Connection {
   credentials: Credentials | undefined;
   /** Ends the connection once its credentials are revoked or expire. */
   watch: CredentialWatch | undefined;
+  /** Gives back the connection's unit of its principal's connection quota (set once admitted). */
+  releaseQuota: (() => void) | undefined;
   /** Ids of this connection's running subscriptions (queries and mutations are not counted). */
   readonly subscriptions: Set<string>;
 }
@@ -127,6 +132,14 @@ export function serveGraphqlOverWebSocket(options: GraphqlWebSocketOptions): { d
         connection.socket.close(CLOSE_FORBIDDEN, 'Forbidden: these credentials carry no Postbox scope');
         return false;
       }
+      if (!options.connectionQuota.take(principal)) {
+        connection.socket.close(
+          CLOSE_RATE_LIMITED,
+          `Too many connections: at most ${options.connectionQuota.limit} per API key or token`,
+        );
+        return false;
+      }
+      connection.releaseQuota = () => options.connectionQuota.release(principal);
       connection.principal = principal;
       connection.credentials = credentials;
       connection.info.principal = principal.id;
@@ -247,6 +260,7 @@ export function serveGraphqlOverWebSocket(options: GraphqlWebSocketOptions): { d
       principal: undefined,
       credentials: undefined,
       watch: undefined,
+      releaseQuota: undefined,
       subscriptions: new Set(),
     };
     let ended = false;
@@ -257,6 +271,8 @@ export function serveGraphqlOverWebSocket(options: GraphqlWebSocketOptions): { d
       clearInterval(ping);
       clearTimeout(pongWait);
       connection.watch?.stop();
+      connection.releaseQuota?.();
+      connection.releaseQuota = undefined;
       gate.dispose();
       closed(code, reason).catch((error: unknown) =>
         log.error({ err: error }, 'closing a connection failed'),

@@ -27,6 +27,11 @@ import { LogTailer, type LogTailerOptions } from './log-tailer.ts';
 import { useOperationLog } from './operation-log.ts';
 import { useOperationMetrics } from './operation-metrics.ts';
 import {
+  DEFAULT_MAX_SUBSCRIPTIONS_PER_PRINCIPAL,
+  PrincipalQuota,
+  useSubscriptionQuota,
+} from './principal-quotas.ts';
+import {
   DEFAULT_EXECUTION_TIMEOUT_MS,
   useExecutionDeadline,
   useVariableAwareCostLimit,
@@ -118,6 +123,8 @@ export interface GraphqlApiOptions {
    * {@link DEFAULT_CREDENTIAL_RECHECK_MS}.
    */
   readonly credentialRecheckMs?: number;
+  /** Live subscriptions per principal, all transports. Default {@link DEFAULT_MAX_SUBSCRIPTIONS_PER_PRINCIPAL}. */
+  readonly maxSubscriptionsPerPrincipal?: number;
   /** Longest a query or mutation may run, ms. Default {@link DEFAULT_EXECUTION_TIMEOUT_MS}. */
   readonly executionTimeoutMs?: number;
   /** Tuning of the subscription feed. */
@@ -284,6 +291,9 @@ export function createGraphqlApi(options: GraphqlApiOptions): GraphqlApi {
         blockFieldSuggestion: { enabled: !development },
       }),
       useWellFormedStrings(),
+      useSubscriptionQuota(
+        new PrincipalQuota(options.maxSubscriptionsPerPrincipal ?? DEFAULT_MAX_SUBSCRIPTIONS_PER_PRINCIPAL),
+      ),
       useVariableAwareCostLimit(limits.maxCost),
       useExecutionDeadline(options.executionTimeoutMs ?? DEFAULT_EXECUTION_TIMEOUT_MS),
     ],
