@@ -104,7 +104,7 @@ export async function startService(config: Config, logger: Logger = createLogger
       logger.info({ concurrency: config.workerConcurrency }, 'relay and graphile-worker running');
     }
     if (config.runApi) {
-      if (config.nodeEnv !== 'production' && config.databaseUrl !== undefined) {
+      if (config.nodeEnv === 'development' && config.databaseUrl !== undefined) {
         logger.warn(
           `NODE_ENV=${config.nodeEnv} with a DATABASE_URL: introspection${config.introspection ? ', GraphiQL' : ''} ` +
             'and error details are on; set NODE_ENV=production for a deployment',
