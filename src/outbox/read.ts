@@ -154,7 +154,11 @@ export async function readLogAfter(
     conditions.push(sql`e.type = any(${[...filter.types]}::text[])`);
   if (filter.streamType) conditions.push(sql`e.stream_type = ${filter.streamType}`);
   if (filter.streamId) conditions.push(sql`e.stream_id = ${filter.streamId}`);
-  if (filter.correlationId) conditions.push(sql`e.metadata ->> 'correlationId' = ${filter.correlationId}`);
+  // `metadata ? 'correlationId'` is the partial index's predicate: without it the index is never used.
+  if (filter.correlationId)
+    conditions.push(
+      sql`e.metadata ? 'correlationId' and e.metadata ->> 'correlationId' = ${filter.correlationId}`,
+    );
   if (filter.from) conditions.push(sql`e.occurred_at >= ${filter.from}`);
   if (filter.to) conditions.push(sql`e.occurred_at < ${filter.to}`);
   const { rows } = await sql<EventRow>`
