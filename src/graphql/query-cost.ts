@@ -66,7 +66,7 @@ function refusal(maxCost: number, cost: number): ExecutionResult {
  * to HTTP, SSE and WebSocket operations alike. graphql-armor's validation-time cost rule stays in front as
  * the cheap first check for literal documents.
  */
-export function useVariableAwareCostLimit(maxCost: number): Plugin {
+export function useVariableAwareCostLimit(schema: GraphQLSchema, maxCost: number): Plugin {
   const check = (args: {
     schema: GraphQLSchema;
     document: DocumentNode;
@@ -77,6 +77,30 @@ export function useVariableAwareCostLimit(maxCost: number): Plugin {
     return cost !== undefined && cost > maxCost ? refusal(maxCost, cost) : undefined;
   };
   return {
+    // Right after parsing, with the request's variables (yoga's `params`; the WebSocket transport passes the
+    // same): an over-budget document is refused before validation, whose overlapping-fields rule is
+    // quadratic in the aliases and took ~100 ms of the event loop for the 30-alias attack. A document that
+    // cannot be priced yet (unknown fields, bad variables) goes on to validation, which reports it.
+    onParse({ context }) {
+      const params = (context as { params?: { variables?: unknown; operationName?: unknown } }).params;
+      return ({ result, replaceParseResult }) => {
+        if (!result || result instanceof Error || !('kind' in result)) return;
+        let cost: number | undefined;
+        try {
+          cost = operationCost(
+            schema,
+            result,
+            (params?.variables as Record<string, unknown> | undefined) ?? {},
+            typeof params?.operationName === 'string' ? params.operationName : undefined,
+          );
+        } catch {
+          return;
+        }
+        if (cost !== undefined && cost > maxCost) {
+          replaceParseResult(refusal(maxCost, cost).errors?.[0] as Error);
+        }
+      };
+    },
     onExecute({ args, setResultAndStopExecution }) {
       const refused = check(args as never);
       if (refused) setResultAndStopExecution(refused);

@@ -294,7 +294,7 @@ export function createGraphqlApi(options: GraphqlApiOptions): GraphqlApi {
       useSubscriptionQuota(
         new PrincipalQuota(options.maxSubscriptionsPerPrincipal ?? DEFAULT_MAX_SUBSCRIPTIONS_PER_PRINCIPAL),
       ),
-      useVariableAwareCostLimit(limits.maxCost),
+      useVariableAwareCostLimit(schema, limits.maxCost),
       useExecutionDeadline(options.executionTimeoutMs ?? DEFAULT_EXECUTION_TIMEOUT_MS),
     ],
   });

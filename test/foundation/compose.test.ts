@@ -111,11 +111,14 @@ describe('docker-compose.yml', () => {
  * (https://docs.docker.com/reference/compose-file/interpolation/).
  */
 function interpolate(text: string, env: Record<string, string>): string {
-  return text.replace(/\$\{([A-Z_]+)(?::([-?])([^}]*))?\}/g, (_match, name: string, kind?: string, arg?: string) => {
-    const value = env[name];
-    if (value) return value;
-    if (kind === '-') return arg ?? '';
-    if (kind === '?') throw new Error(`${name}: ${arg}`);
-    return '';
-  });
+  return text.replace(
+    /\$\{([A-Z_]+)(?::([-?])([^}]*))?\}/g,
+    (_match, name: string, kind?: string, arg?: string) => {
+      const value = env[name];
+      if (value) return value;
+      if (kind === '-') return arg ?? '';
+      if (kind === '?') throw new Error(`${name}: ${arg}`);
+      return '';
+    },
+  );
 }
