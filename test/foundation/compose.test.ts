@@ -78,7 +78,8 @@ describe('docker-compose.yml', () => {
     const published = (postbox?.ports ?? []).map((port) =>
       typeof port === 'string' ? port : `${port.published}:${port.target}`,
     );
-    expect(published).toEqual(['${POSTBOX_PUBLISH_ADDRESS:-127.0.0.1}:4000:4000']);
+    // The compose file's own interpolation syntax, as written in the file.
+    expect(published).toEqual([`\${POSTBOX_PUBLISH_ADDRESS:-127.0.0.1}:4000:4000`]);
     expect(interpolate(published[0] ?? '', {})).toBe('127.0.0.1:4000:4000');
     expect(interpolate(published[0] ?? '', { POSTBOX_PUBLISH_ADDRESS: '0.0.0.0' })).toBe('0.0.0.0:4000:4000');
     expect(env.HOST).toBe('0.0.0.0');
