@@ -1,11 +1,12 @@
+import type pg from 'pg';
 import { listApiKeys } from './auth/api-keys.ts';
 import { createJwtVerifier, type JwtVerifier } from './auth/jwt.ts';
 import type { Config } from './config/config.ts';
 import { openDatabase } from './db/connect.ts';
-import type { Db } from './db/database.ts';
+import type { Database, Db } from './db/database.ts';
 import { SERVICE_LINES } from './db/migration-lines.ts';
 import type { ConsumerDefinition } from './engine/index.ts';
-import { migrate, type Postbox, startPostbox } from './engine/index.ts';
+import { createDb, createPool, migrate, type Postbox, startPostbox } from './engine/index.ts';
 import { type ApiServer, startApiServer } from './graphql/server.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { checkReadiness } from './observability/health.ts';
@@ -32,7 +33,7 @@ export function serviceConsumers(config: Pick<Config, 'paymentLimitCents'>): Con
 
 /** The JWT verifier the configuration asks for, if any key source is set. */
 async function jwtVerifierFor(config: Pick<Config, 'jwt'>): Promise<JwtVerifier | undefined> {
-  const { hs256Secret, rs256PublicKey, jwksUrl, issuer, audience } = config.jwt;
+  const { hs256Secret, rs256PublicKey, jwksUrl, issuer, audience, maxTokenAgeSeconds } = config.jwt;
   if (!hs256Secret && !rs256PublicKey && !jwksUrl) return undefined;
   return createJwtVerifier({
     ...(hs256Secret ? { hs256Secret } : {}),
@@ -40,6 +41,7 @@ async function jwtVerifierFor(config: Pick<Config, 'jwt'>): Promise<JwtVerifier 
     ...(jwksUrl ? { jwksUrl } : {}),
     ...(issuer ? { issuer } : {}),
     ...(audience ? { audience } : {}),
+    ...(maxTokenAgeSeconds !== undefined ? { maxTokenAgeSeconds } : {}),
   });
 }
 
@@ -82,6 +84,7 @@ export async function startService(config: Config, logger: Logger = createLogger
   const database = await openDatabase(config, logger);
   let postbox: Postbox | undefined;
   let api: ApiServer | undefined;
+  let apiPool: pg.Pool | undefined;
   try {
     await migrate({ pool: database.pool, lines: SERVICE_LINES, logger });
     const metrics = createMetrics(database.db);
@@ -99,11 +102,27 @@ export async function startService(config: Config, logger: Logger = createLogger
       logger.info({ concurrency: config.workerConcurrency }, 'relay and graphile-worker running');
     }
     if (config.runApi) {
+      if (config.nodeEnv === 'development' && config.databaseUrl !== undefined) {
+        logger.warn(
+          `NODE_ENV=${config.nodeEnv} with a DATABASE_URL: introspection${config.introspection ? ', GraphiQL' : ''} ` +
+            'and error details are on; set NODE_ENV=production for a deployment',
+        );
+      }
+      // The API's own pool: its queries are bounded by statement_timeout, and however many requests pile up
+      // they wait for these connections, never for the relay's and consumers'.
+      apiPool = createPool({
+        connectionString: database.connectionString,
+        max: config.apiPoolSize,
+        applicationName: 'postbox-api',
+        options: `-c statement_timeout=${config.apiStatementTimeoutMs}`,
+        logger,
+      });
+      const apiDb = createDb<Database>(apiPool);
       const jwt = await jwtVerifierFor(config);
       await warnAboutAuth(config, database.db, jwt, logger);
       const workers = postbox;
       api = await startApiServer({
-        db: database.db,
+        db: apiDb,
         connectionString: database.connectionString,
         notifier: postbox?.notifier,
         logger,
@@ -115,6 +134,8 @@ export async function startService(config: Config, logger: Logger = createLogger
         maxBodyBytes: config.maxBodyBytes,
         rateLimitPerMinute: config.rateLimitPerMinute,
         maxSubscriptionsPerConnection: config.maxSubscriptionsPerConnection,
+        executionTimeoutMs: config.apiExecutionTimeoutMs,
+        credentialRecheckMs: config.credentialRecheckMs,
         metrics,
         readiness: () =>
           checkReadiness({
@@ -133,6 +154,7 @@ export async function startService(config: Config, logger: Logger = createLogger
     }
   } catch (error) {
     await api?.close();
+    await apiPool?.end();
     await postbox?.stop();
     await database.close();
     throw error;
@@ -148,6 +170,7 @@ export async function startService(config: Config, logger: Logger = createLogger
     stop() {
       stopping ??= (async () => {
         await api?.close();
+        await apiPool?.end();
         await postbox?.stop();
         await database.close();
       })();

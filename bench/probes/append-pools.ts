@@ -70,7 +70,8 @@ for (const concurrency of [1, 4, 16]) {
   for (const [, run] of variants) await runClosedLoop(concurrency, 1, run); // warm-up
   for (let round = 0; round < rounds; round++) {
     const order = round % 2 === 0 ? variants : [...variants].reverse();
-    for (const [name, run] of order) rates.get(name)?.push((await runClosedLoop(concurrency, seconds, run)).rate);
+    for (const [name, run] of order)
+      rates.get(name)?.push((await runClosedLoop(concurrency, seconds, run)).rate);
   }
   const raw = summarize(rates.get('raw insert + commit') ?? []).median;
   for (const [name] of variants) {

@@ -22,6 +22,11 @@ export interface JwtOptions {
   readonly issuer?: string;
   /** Required `aud`, if set. */
   readonly audience?: string;
+  /**
+   * Oldest accepted token, by its `iat`, in seconds; tokens without `iat` are then refused. Default: no
+   * limit beyond `exp`.
+   */
+  readonly maxTokenAgeSeconds?: number;
 }
 
 /** Verifies a bearer token and maps it to a principal; `undefined` if invalid, expired or unverifiable. */
@@ -29,7 +34,7 @@ export type JwtVerifier = (token: string) => Promise<Principal | undefined>;
 
 /**
  * Builds a verifier over jose. Scopes come from the OAuth `scope` claim (space-separated) or a `scopes`
- * array; unknown scopes are ignored. Algorithms are pinned per key source (HS256 for the secret, RS256 for
+ * array; unknown scopes are ignored. `exp` and a string `sub` are required. Algorithms are pinned per key source (HS256 for the secret, RS256 for
  * public keys), so a token cannot pick a weaker one ("alg confusion").
  */
 export async function createJwtVerifier(options: JwtOptions): Promise<JwtVerifier> {
@@ -47,6 +52,9 @@ export async function createJwtVerifier(options: JwtOptions): Promise<JwtVerifie
       try {
         const { payload } = await jwtVerify(token, source.key as never, {
           algorithms: source.algorithms,
+          // A token without an expiry would be valid forever; one without a subject names nobody.
+          requiredClaims: ['exp', 'sub'],
+          ...(options.maxTokenAgeSeconds !== undefined ? { maxTokenAge: options.maxTokenAgeSeconds } : {}),
           ...(options.issuer ? { issuer: options.issuer } : {}),
           ...(options.audience ? { audience: options.audience } : {}),
         });
@@ -60,10 +68,16 @@ export async function createJwtVerifier(options: JwtOptions): Promise<JwtVerifie
 }
 
 function toPrincipal(payload: JWTPayload): Principal | undefined {
-  if (!payload.sub) return undefined;
+  // A subject must be a non-empty string: `jwt:42` from a numeric claim would be a principal nobody issued.
+  if (typeof payload.sub !== 'string' || payload.sub.trim() === '') return undefined;
   const scopes: string[] = [];
   if (typeof payload.scope === 'string') scopes.push(...payload.scope.split(' '));
   if (Array.isArray(payload.scopes))
     scopes.push(...payload.scopes.filter((s): s is string => typeof s === 'string'));
-  return { id: `jwt:${payload.sub}`, kind: 'jwt', scopes: parseScopes(scopes) };
+  return {
+    id: `jwt:${payload.sub}`,
+    kind: 'jwt',
+    scopes: parseScopes(scopes),
+    ...(typeof payload.exp === 'number' ? { expiresAt: new Date(payload.exp * 1000) } : {}),
+  };
 }

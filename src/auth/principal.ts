@@ -10,6 +10,8 @@ export interface Principal {
   readonly id: string;
   readonly kind: 'api-key' | 'jwt' | 'anonymous';
   readonly scopes: ReadonlySet<Scope>;
+  /** When the credentials stop being valid (a JWT's `exp`); open connections are ended then. */
+  readonly expiresAt?: Date | undefined;
 }
 
 /** The principal used when authentication is turned off (local development): every scope. */

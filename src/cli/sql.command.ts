@@ -6,7 +6,7 @@ import { createLogger } from '../logger.ts';
 import { formatResult, RESULT_FORMATS, type ResultFormat } from '../sql/format-result.ts';
 import { SqlQueryError } from '../sql/psql-variables.ts';
 import { findQuery, queriesDir, readQueryCatalogue, type SqlQuery } from '../sql/query-catalogue.ts';
-import { runQuery } from '../sql/run-query.ts';
+import { beginReadOnly, runQuery } from '../sql/run-query.ts';
 
 /** Options of `postbox sql`, as commander parses them. */
 interface SqlCommandOptions {
@@ -66,13 +66,14 @@ async function runReadOnly(
   try {
     const client = await database.pool.connect();
     try {
-      await client.query('begin transaction read only');
+      await beginReadOnly(client);
       return formatResult(await runQuery(client, query, variables), format);
     } catch (error) {
       throw explain(error);
     } finally {
       await client.query('rollback').catch(() => undefined);
-      client.release();
+      // The session stays read-only: never hand it back to a pool for other work.
+      client.release(true);
     }
   } finally {
     await database.close();
@@ -84,6 +85,9 @@ function explain(error: unknown): unknown {
   const code = (error as { code?: string }).code;
   if (code === '42P01' || code === '3F000') {
     return new Error(`${(error as Error).message} (is the database migrated? run: postbox migrate)`);
+  }
+  if (code === '42601' && /multiple commands/.test((error as Error).message)) {
+    return new Error('postbox sql runs exactly one statement per query file; this file holds several');
   }
   if (code === '42501') {
     return new Error(

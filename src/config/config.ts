@@ -28,14 +28,28 @@ const envSchema = z.object({
   PORT: port.default(4000),
   /** pino level. Default `info`. */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  /** `production` turns off development conveniences. Default `development`. */
-  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  /**
+   * `production` turns off development conveniences (introspection, GraphiQL, error messages, field
+   * suggestions). Default: `production` when `DATABASE_URL` is set, `development` on the embedded database.
+   */
+  NODE_ENV: z.enum(['development', 'production', 'test']).optional(),
   /** Where the embedded Postgres keeps its data (kept across restarts). Default `./.postbox`. */
   POSTBOX_DATA_DIR: z.string().min(1).default('./.postbox'),
   /** Port of the embedded Postgres on 127.0.0.1. Default `0`: a free port is picked at each start. */
   POSTBOX_PG_PORT: port.default(0),
   /** Size of the service's pg pool. Default `20`. */
   POSTBOX_POOL_SIZE: z.coerce.number().int().min(2).max(500).default(20),
+  /**
+   * Size of the API's own pg pool, apart from the relay's and consumers' pool (`POSTBOX_POOL_SIZE`), so that
+   * API traffic cannot starve the workers of connections. Default `10`.
+   */
+  POSTBOX_API_POOL_SIZE: z.coerce.number().int().min(2).max(500).default(10),
+  /** `statement_timeout` of the API's connections, ms. Default `5000`. */
+  POSTBOX_API_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(5000),
+  /** Longest a GraphQL query or mutation may run before it is answered `DEADLINE_EXCEEDED`, ms. Default `10000`. */
+  POSTBOX_API_EXECUTION_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(10_000),
+  /** How often open connections and subscriptions re-check their credentials, ms. Default `5000`. */
+  POSTBOX_CREDENTIAL_RECHECK_MS: z.coerce.number().int().min(100).max(600_000).default(5000),
   /** graphile-worker concurrency: jobs (partition drains) run at once by this process. Default `8`. */
   POSTBOX_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(200).default(8),
   /** How often the relay polls for work it may have missed a wake-up for, in ms. Default `2000`. */
@@ -58,6 +72,8 @@ const envSchema = z.object({
   POSTBOX_JWT_ISSUER: z.string().min(1).optional(),
   /** Required `aud` of JWTs. */
   POSTBOX_JWT_AUDIENCE: z.string().min(1).optional(),
+  /** Oldest accepted JWT by its `iat`, seconds (tokens without `iat` are then refused). Default: unset (only `exp`). */
+  POSTBOX_JWT_MAX_AGE_SECONDS: z.coerce.number().int().min(1).optional(),
   /** Introspection and GraphiQL in production. Default off in production, on otherwise. */
   POSTBOX_INTROSPECTION: booleanFlag.optional(),
   /**
@@ -86,11 +102,17 @@ export interface Config {
   readonly port: number;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   readonly nodeEnv: 'development' | 'production' | 'test';
+  /** True when `NODE_ENV` was not set and `nodeEnv` is the default (for a start-up note). */
+  readonly nodeEnvDefaulted: boolean;
   /** Absolute path of the embedded Postgres data directory's parent. */
   readonly dataDir: string;
   readonly embeddedPgPort: number;
   readonly poolSize: number;
   readonly workerConcurrency: number;
+  readonly apiPoolSize: number;
+  readonly apiStatementTimeoutMs: number;
+  readonly apiExecutionTimeoutMs: number;
+  readonly credentialRecheckMs: number;
   readonly pollIntervalMs: number;
   readonly runWorkers: boolean;
   readonly runApi: boolean;
@@ -105,6 +127,7 @@ export interface Config {
     readonly jwksUrl: string | undefined;
     readonly issuer: string | undefined;
     readonly audience: string | undefined;
+    readonly maxTokenAgeSeconds: number | undefined;
   };
   /** Introspection and GraphiQL enabled. */
   readonly introspection: boolean;
@@ -133,16 +156,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`, problems);
   }
   const e = parsed.data;
+  // A real database means a deployment: development conveniences must be asked for, not defaulted to.
+  const nodeEnv = e.NODE_ENV ?? (e.DATABASE_URL !== undefined ? 'production' : 'development');
   return Object.freeze({
     databaseUrl: e.DATABASE_URL,
     host: e.HOST,
     port: e.PORT,
     logLevel: e.LOG_LEVEL,
-    nodeEnv: e.NODE_ENV,
+    nodeEnv,
+    nodeEnvDefaulted: e.NODE_ENV === undefined,
     dataDir: path.resolve(e.POSTBOX_DATA_DIR),
     embeddedPgPort: e.POSTBOX_PG_PORT,
     poolSize: e.POSTBOX_POOL_SIZE,
     workerConcurrency: e.POSTBOX_WORKER_CONCURRENCY,
+    apiPoolSize: e.POSTBOX_API_POOL_SIZE,
+    apiStatementTimeoutMs: e.POSTBOX_API_STATEMENT_TIMEOUT_MS,
+    apiExecutionTimeoutMs: e.POSTBOX_API_EXECUTION_TIMEOUT_MS,
+    credentialRecheckMs: e.POSTBOX_CREDENTIAL_RECHECK_MS,
     pollIntervalMs: e.POSTBOX_POLL_INTERVAL_MS,
     runWorkers: e.POSTBOX_WORKERS,
     runApi: e.POSTBOX_API,
@@ -156,8 +186,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       jwksUrl: e.POSTBOX_JWT_JWKS_URL,
       issuer: e.POSTBOX_JWT_ISSUER,
       audience: e.POSTBOX_JWT_AUDIENCE,
+      maxTokenAgeSeconds: e.POSTBOX_JWT_MAX_AGE_SECONDS,
     }),
-    introspection: e.POSTBOX_INTROSPECTION ?? e.NODE_ENV !== 'production',
+    introspection: e.POSTBOX_INTROSPECTION ?? nodeEnv !== 'production',
     rateLimitPerMinute:
       e.POSTBOX_RATE_LIMIT_PER_MINUTE === 'off' ? undefined : e.POSTBOX_RATE_LIMIT_PER_MINUTE,
     maxBodyBytes: e.POSTBOX_MAX_BODY_BYTES,

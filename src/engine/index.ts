@@ -82,6 +82,7 @@ export {
   readLogAfter,
   readLogHead,
   readStream,
+  readStreams,
   toRecordedEvent,
 } from './outbox/read.ts';
 export { WAKE_CHANNEL } from './outbox/wake-channel.ts';

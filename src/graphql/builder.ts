@@ -1,4 +1,5 @@
 import SchemaBuilder from '@pothos/core';
+import DataloaderPlugin from '@pothos/plugin-dataloader';
 import ErrorsPlugin from '@pothos/plugin-errors';
 import RelayPlugin from '@pothos/plugin-relay';
 import ScopeAuthPlugin, { type AuthFailure } from '@pothos/plugin-scope-auth';
@@ -24,6 +25,9 @@ function scopesOf(failure: AuthFailure): string[] {
  * `FORBIDDEN` GraphQL error (HTTP 403). The plugin comes first so that no other plugin's wrapper runs
  * before the check; the errors plugin does not turn it into a result, since it is not one of the
  * fields' declared error types. Authentication itself happens before execution (see access.ts).
+ *
+ * Fields of a list of objects that need their own rows (an order's lines, payment, events…) are loadable
+ * fields (`@pothos/plugin-dataloader`): one batched query per field for a whole page, never one per row.
  */
 export const builder = new SchemaBuilder<{
   Context: GraphQLContext;
@@ -34,7 +38,7 @@ export const builder = new SchemaBuilder<{
     JSON: { Input: unknown; Output: unknown };
   };
 }>({
-  plugins: [ScopeAuthPlugin, ErrorsPlugin, RelayPlugin],
+  plugins: [ScopeAuthPlugin, ErrorsPlugin, RelayPlugin, DataloaderPlugin],
   defaultFieldNullability: false,
   scopeAuth: {
     authorizeOnSubscribe: true,

@@ -3,6 +3,7 @@ import type { Principal } from '../auth/principal.ts';
 import type { Db } from '../db/database.ts';
 import type { EventMetadata, EventRegistry } from '../engine/index.ts';
 import type { Logger } from '../logger.ts';
+import type { Credentials } from './access.ts';
 import type { LogTailer } from './log-tailer.ts';
 
 /** Header a client may set to tie its request to its own trace; echoed on the response. */
@@ -24,6 +25,11 @@ export interface GraphQLContext {
    * request carried a valid W3C `traceparent`, that too — the consumers continue it (see trace.ts).
    */
   readonly eventMetadata: EventMetadata;
+  /**
+   * The credentials the request came with (HTTP only), so that a long-lived response (an SSE subscription)
+   * can re-check them; WebSocket connections re-check theirs at the connection.
+   */
+  readonly credentials?: Credentials | undefined;
 }
 
 /** Process-wide parts of the context. */
@@ -40,6 +46,8 @@ export interface RequestIdentity {
   readonly principal: Principal;
   /** The request's validated W3C `traceparent`, if any. */
   readonly traceparent?: string | undefined;
+  /** See {@link GraphQLContext.credentials}. */
+  readonly credentials?: Credentials | undefined;
 }
 
 const acceptable = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
@@ -51,7 +59,7 @@ export function correlationIdFrom(value: string | null | undefined): string {
 
 /** Builds a request's context. */
 export function createContext(deps: ApiDependencies, identity: RequestIdentity): GraphQLContext {
-  const { correlationId, principal, traceparent } = identity;
+  const { correlationId, principal, traceparent, credentials } = identity;
   const actor = principal.kind === 'anonymous' ? 'api' : principal.id;
   return {
     ...deps,
@@ -59,5 +67,6 @@ export function createContext(deps: ApiDependencies, identity: RequestIdentity):
     principal,
     correlationId,
     eventMetadata: { correlationId, actor, ...(traceparent ? { traceparent } : {}) },
+    credentials,
   };
 }

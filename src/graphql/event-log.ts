@@ -28,9 +28,21 @@ export async function readEventPage<DB>(db: Kysely<DB>, options: ReadEventPageOp
   return page.rows;
 }
 
+const typeSets = new WeakMap<readonly string[], ReadonlySet<string>>();
+
+/** A filter's types as a set, built once per filter: matching a live event is O(1) in the list's length. */
+function typeSetOf(types: readonly string[]): ReadonlySet<string> {
+  let set = typeSets.get(types);
+  if (!set) {
+    set = new Set(types);
+    typeSets.set(types, set);
+  }
+  return set;
+}
+
 /** The in-memory twin of {@link readEventPage}'s filter, for events fanned out live. */
 export function matchesFilter(event: RecordedEvent, filter: EventFilter): boolean {
-  if (filter.types && filter.types.length > 0 && !filter.types.includes(event.type)) return false;
+  if (filter.types && filter.types.length > 0 && !typeSetOf(filter.types).has(event.type)) return false;
   if (filter.streamType && event.streamType !== filter.streamType) return false;
   if (filter.streamId && event.streamId !== filter.streamId) return false;
   if (filter.correlationId && event.metadata.correlationId !== filter.correlationId) return false;

@@ -7,6 +7,8 @@ import { POSTBOX_VERSION } from '../config/version.ts';
 import type { Readiness } from '../observability/health.ts';
 import { createOpsRoutes, OPS_PATHS } from '../observability/routes.ts';
 import { type LandingLink, renderLandingPage } from './landing-page.ts';
+import { DEFAULT_MAX_CONNECTIONS_PER_PRINCIPAL, PrincipalQuota } from './principal-quotas.ts';
+import { refuseForeignRequest } from './same-site.ts';
 import { SlowClientGuard, type SlowClientOptions } from './slow-clients.ts';
 import { DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION, serveGraphqlOverWebSocket } from './websocket.ts';
 import { createGraphqlApi, DEFAULT_MAX_BODY_BYTES, type GraphqlApi, type GraphqlApiOptions } from './yoga.ts';
@@ -21,6 +23,8 @@ export interface ApiServerOptions extends GraphqlApiOptions {
   readonly shutdownGraceMs?: number;
   /** Subscriptions one WebSocket connection may hold. Default {@link DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION}. */
   readonly maxSubscriptionsPerConnection?: number;
+  /** Open WebSocket connections per principal. Default {@link DEFAULT_MAX_CONNECTIONS_PER_PRINCIPAL}. */
+  readonly maxConnectionsPerPrincipal?: number;
   /** When a subscriber that stops reading is disconnected (see slow-clients.ts). */
   readonly slowClients?: SlowClientOptions;
   /** Answers `/readyz`; omitted: no `/readyz`. (`/metrics` is served when `metrics` is given.) */
@@ -111,7 +115,15 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     logger: options.logger,
   });
   const landingPage = renderLandingPage({ version: POSTBOX_VERSION, links: landingLinks(options) });
+  const authEnabled = options.auth.enabled;
   const server = createServer((request, response) => {
+    const refused = refuseForeignRequest(request, { authEnabled });
+    if (refused) {
+      response
+        .writeHead(refused.status, { 'content-type': 'text/plain; charset=utf-8' })
+        .end(`${refused.message}\n`);
+      return;
+    }
     if (opsRoutes(request, response)) return;
     if (request.url === '/' && (request.method === 'GET' || request.method === 'HEAD')) {
       response.writeHead(200, {
@@ -132,6 +144,11 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     path: yoga.graphqlEndpoint,
     maxPayload: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     handleProtocols: (protocols) => handleProtocols(protocols),
+    verifyClient: ({ req }, done) => {
+      const refused = refuseForeignRequest(req, { authEnabled, upgrade: true });
+      if (refused) done(false, refused.status, refused.message);
+      else done(true);
+    },
   });
   // ws re-emits the HTTP server's 'error' events on the WebSocketServer; without a listener a failed
   // listen (EADDRINUSE) became an unhandled 'error' that crashed Node before anything could clean up.
@@ -143,6 +160,9 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     maxSubscriptionsPerConnection:
       options.maxSubscriptionsPerConnection ?? DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,
     slowClients,
+    connectionQuota: new PrincipalQuota(
+      options.maxConnectionsPerPrincipal ?? DEFAULT_MAX_CONNECTIONS_PER_PRINCIPAL,
+    ),
   });
 
   try {

@@ -5,8 +5,10 @@ import { createGraphQLError } from 'graphql-yoga';
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { Principal } from '../auth/principal.ts';
 import { traceparentFrom } from '../observability/trace.ts';
-import { API_KEY_HEADER, type Credentials, unauthenticatedError } from './access.ts';
+import { API_KEY_HEADER, type Credentials, serviceUnavailableError, unauthenticatedError } from './access.ts';
 import { CORRELATION_HEADER, correlationIdFrom } from './context.ts';
+import { type CredentialWatch, watchCredentials } from './credential-watch.ts';
+import type { PrincipalQuota } from './principal-quotas.ts';
 import { type ClientInfo, closeReason, type SlowClientGuard } from './slow-clients.ts';
 import type { GraphqlApi } from './yoga.ts';
 
@@ -16,6 +18,9 @@ export const CLOSE_UNAUTHORIZED = CloseCode.Unauthorized; // 4401
 export const CLOSE_FORBIDDEN = CloseCode.Forbidden; // 4403
 /** Close code when the caller is over its rate limit at `connection_init`. */
 export const CLOSE_RATE_LIMITED = 4429;
+
+/** Close code when the credentials cannot be checked now (the database is unreachable): retry later. */
+export const CLOSE_TRY_AGAIN_LATER = 1013;
 
 /** Subscriptions one connection may hold by default. */
 export const DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION = 20;
@@ -30,6 +35,8 @@ export interface GraphqlWebSocketOptions {
   /** Subscriptions one connection may hold; more are refused with `TOO_MANY_SUBSCRIPTIONS`. */
   readonly maxSubscriptionsPerConnection: number;
   readonly slowClients: SlowClientGuard;
+  /** Open connections per principal; more are closed with 4429. */
+  readonly connectionQuota: PrincipalQuota;
   /** Ping interval; a client that does not answer within another interval is dropped, ms. Default `12000`. */
   readonly keepAliveMs?: number;
 }
@@ -41,6 +48,12 @@ interface Connection {
   readonly info: ClientInfo;
   /** Set by `connection_init` once the credentials are accepted. */
   principal: Principal | undefined;
+  /** The credentials of `connection_init`, checked again before every operation and periodically. */
+  credentials: Credentials | undefined;
+  /** Ends the connection once its credentials are revoked or expire. */
+  watch: CredentialWatch | undefined;
+  /** Gives back the connection's unit of its principal's connection quota (set once admitted). */
+  releaseQuota: (() => void) | undefined;
   /** Ids of this connection's running subscriptions (queries and mutations are not counted). */
   readonly subscriptions: Set<string>;
 }
@@ -104,9 +117,13 @@ export function serveGraphqlOverWebSocket(options: GraphqlWebSocketOptions): { d
       try {
         principal = await api.access.admitRequest(credentials, connection.info.clientAddress);
       } catch (error) {
-        const rateLimited = (error as GraphQLError).extensions?.code === 'RATE_LIMITED';
+        const code = (error as GraphQLError).extensions?.code;
         connection.socket.close(
-          rateLimited ? CLOSE_RATE_LIMITED : CLOSE_UNAUTHORIZED,
+          code === 'RATE_LIMITED'
+            ? CLOSE_RATE_LIMITED
+            : code === 'SERVICE_UNAVAILABLE'
+              ? CLOSE_TRY_AGAIN_LATER
+              : CLOSE_UNAUTHORIZED,
           closeReason((error as Error).message),
         );
         return false;
@@ -115,14 +132,60 @@ export function serveGraphqlOverWebSocket(options: GraphqlWebSocketOptions): { d
         connection.socket.close(CLOSE_FORBIDDEN, 'Forbidden: these credentials carry no Postbox scope');
         return false;
       }
+      if (!options.connectionQuota.take(principal)) {
+        connection.socket.close(
+          CLOSE_RATE_LIMITED,
+          `Too many connections: at most ${options.connectionQuota.limit} per API key or token`,
+        );
+        return false;
+      }
+      connection.releaseQuota = () => options.connectionQuota.release(principal);
       connection.principal = principal;
+      connection.credentials = credentials;
       connection.info.principal = principal.id;
+      connection.watch = watchCredentials({
+        access: api.access,
+        credentials,
+        principal,
+        intervalMs: api.credentialRecheckMs,
+        logger: log,
+      });
+      void connection.watch.lost.then((loss) => {
+        if (connection.socket.readyState === connection.socket.OPEN) {
+          connection.socket.close(
+            loss.forbidden ? CLOSE_FORBIDDEN : CLOSE_UNAUTHORIZED,
+            closeReason(loss.error.message),
+          );
+        }
+      });
       return true;
     },
     onSubscribe: async (ctx, id, payload) => {
       const connection = ctx.extra;
       const principal = connection.principal;
       if (!principal) return [unauthenticatedError('connection_init was not accepted')];
+      // Revocation and expiry take effect on the next operation of an open connection, not only on the
+      // next connection.
+      if (principal.kind !== 'anonymous' && connection.credentials) {
+        let again: Awaited<ReturnType<typeof api.access.reauthenticate>>;
+        try {
+          again = await api.access.reauthenticate(connection.credentials);
+        } catch (error) {
+          log.warn({ err: error }, 're-checking credentials failed');
+          return [serviceUnavailableError()];
+        }
+        if (!again.ok || again.principal.scopes.size === 0) {
+          const error = unauthenticatedError(
+            again.ok ? 'these credentials carry no Postbox scope' : again.reason,
+          );
+          connection.watch?.stop();
+          connection.socket.close(
+            again.ok ? CLOSE_FORBIDDEN : CLOSE_UNAUTHORIZED,
+            closeReason(error.message),
+          );
+          return [error];
+        }
+      }
       try {
         api.access.admitOperation(principal, connection.info.clientAddress);
       } catch (error) {
@@ -195,6 +258,9 @@ export function serveGraphqlOverWebSocket(options: GraphqlWebSocketOptions): { d
       request,
       info: { clientAddress: request.socket.remoteAddress ?? 'unknown' },
       principal: undefined,
+      credentials: undefined,
+      watch: undefined,
+      releaseQuota: undefined,
       subscriptions: new Set(),
     };
     let ended = false;
@@ -204,6 +270,9 @@ export function serveGraphqlOverWebSocket(options: GraphqlWebSocketOptions): { d
       ended = true;
       clearInterval(ping);
       clearTimeout(pongWait);
+      connection.watch?.stop();
+      connection.releaseQuota?.();
+      connection.releaseQuota = undefined;
       gate.dispose();
       closed(code, reason).catch((error: unknown) =>
         log.error({ err: error }, 'closing a connection failed'),

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { useDisableIntrospection } from '@envelop/disable-introspection';
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
+import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import { createAuthenticator } from '../auth/authenticate.ts';
 import type { JwtVerifier } from '../auth/jwt.ts';
@@ -14,19 +15,36 @@ import { traceparentFrom } from '../observability/trace.ts';
 import { SHOP_EVENTS } from '../shop/shop.events.ts';
 import {
   type AccessControl,
+  type Credentials,
   createAccessControl,
   credentialsFromHeaders,
   unauthenticatedError,
 } from './access.ts';
 import { CORRELATION_HEADER, correlationIdFrom, createContext, type GraphQLContext } from './context.ts';
-import { maskPostboxError } from './error-masking.ts';
+import { DEFAULT_CREDENTIAL_RECHECK_MS } from './credential-watch.ts';
+import { isGraphQLError, maskPostboxError, unexpectedCause } from './error-masking.ts';
+import { useWellFormedStrings } from './input-strings.ts';
 import { LogTailer, type LogTailerOptions } from './log-tailer.ts';
 import { useOperationLog } from './operation-log.ts';
 import { useOperationMetrics } from './operation-metrics.ts';
+import {
+  DEFAULT_MAX_SUBSCRIPTIONS_PER_PRINCIPAL,
+  PrincipalQuota,
+  useSubscriptionQuota,
+} from './principal-quotas.ts';
+import {
+  DEFAULT_EXECUTION_TIMEOUT_MS,
+  useExecutionDeadline,
+  useVariableAwareCostLimit,
+} from './query-cost.ts';
+import { useNoFormBodies } from './same-site.ts';
 import { schema } from './schema/index.ts';
+import { useSubscriptionCredentialWatch } from './subscription-credentials.ts';
 
 /** Largest request body accepted by default: 1 MiB. */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+/** Header a GET request (or any request a browser would not preflight) must carry: yoga's CSRF header. */
+export const CSRF_HEADER = 'x-graphql-yoga-csrf';
 /** The GraphQL path. */
 export const GRAPHQL_PATH = '/graphql';
 
@@ -100,6 +118,16 @@ export interface GraphqlApiOptions {
   readonly rateLimitPerMinute?: number | undefined;
   /** Where GraphQL operations and open subscriptions are counted. Omitted: not counted. */
   readonly metrics?: Metrics | undefined;
+  /**
+   * How often open WebSocket connections and live subscriptions re-check their credentials (revoked keys,
+   * expired tokens; a token's `exp` is also acted on at that instant), ms. Default
+   * {@link DEFAULT_CREDENTIAL_RECHECK_MS}.
+   */
+  readonly credentialRecheckMs?: number;
+  /** Live subscriptions per principal, all transports. Default {@link DEFAULT_MAX_SUBSCRIPTIONS_PER_PRINCIPAL}. */
+  readonly maxSubscriptionsPerPrincipal?: number;
+  /** Longest a query or mutation may run, ms. Default {@link DEFAULT_EXECUTION_TIMEOUT_MS}. */
+  readonly executionTimeoutMs?: number;
   /** Tuning of the subscription feed. */
   readonly feed?: Partial<Pick<LogTailerOptions, 'pollIntervalMs' | 'pageSize' | 'bufferLimit'>>;
 }
@@ -110,6 +138,8 @@ export interface GraphqlApi {
   readonly tailer: LogTailer;
   /** Authentication and rate limiting (the WebSocket transport admits its connections through it). */
   readonly access: AccessControl;
+  /** See {@link GraphqlApiOptions.credentialRecheckMs}. */
+  readonly credentialRecheckMs: number;
   readonly logger: Logger;
   /** Ends every subscription and stops the feed. */
   close(): Promise<void>;
@@ -181,6 +211,8 @@ export function createGraphqlApi(options: GraphqlApiOptions): GraphqlApi {
   });
   const correlationIds = new WeakMap<Request, string>();
   const principals = new WeakMap<Request, Principal>();
+  const credentialsOf = new WeakMap<Request, Credentials>();
+  const credentialRecheckMs = options.credentialRecheckMs ?? DEFAULT_CREDENTIAL_RECHECK_MS;
 
   const correlationPlugin: Plugin = {
     onRequest({ request }) {
@@ -196,11 +228,10 @@ export function createGraphqlApi(options: GraphqlApiOptions): GraphqlApi {
   // check and at most one key lookup. An error thrown here becomes a GraphQL error response with its status.
   const accessPlugin: Plugin<Record<string, unknown>, ServerContext> = {
     async onRequestParse({ request, serverContext }) {
-      const principal = await access.admitRequest(
-        credentialsFromHeaders(request.headers),
-        clientAddressOf(serverContext),
-      );
+      const credentials = credentialsFromHeaders(request.headers);
+      const principal = await access.admitRequest(credentials, clientAddressOf(serverContext));
       principals.set(request, principal);
+      credentialsOf.set(request, credentials);
     },
   };
 
@@ -229,6 +260,7 @@ export function createGraphqlApi(options: GraphqlApiOptions): GraphqlApi {
           correlationIdFrom(request?.headers.get(CORRELATION_HEADER)),
         principal: caller,
         traceparent: traceparent ?? (request ? traceparentFrom(request.headers) : undefined),
+        credentials: request ? credentialsOf.get(request) : undefined,
       });
     },
     maskedErrors: { isDev: development, maskError: maskPostboxError },
@@ -236,12 +268,22 @@ export function createGraphqlApi(options: GraphqlApiOptions): GraphqlApi {
       debug: (...args: unknown[]) => log.debug({ detail: args }, 'yoga'),
       info: (...args: unknown[]) => log.info({ detail: args }, 'yoga'),
       warn: (...args: unknown[]) => log.warn({ detail: args }, 'yoga'),
-      error: (...args: unknown[]) => log.error({ detail: args }, 'yoga'),
+      // yoga reports every error a resolver threw; the client's own mistakes (validation, not found…) are
+      // not the service's errors, and the unexpected ones are logged with their cause by operation-log.ts.
+      error: (...args: unknown[]) =>
+        args.every((arg) => isGraphQLError(arg) && unexpectedCause(arg) === undefined)
+          ? log.debug({ detail: args }, 'yoga: client error')
+          : log.error({ detail: args }, 'yoga'),
     },
     plugins: [
+      useNoFormBodies(),
+      // A GET (the one operation request a browser sends cross-site without a preflight) needs the
+      // `x-graphql-yoga-csrf` header; so does any other non-preflighted request the check above let through.
+      useCSRFPrevention({ requestHeaders: [CSRF_HEADER] }),
       accessPlugin,
       correlationPlugin,
       useOperationLog(),
+      useSubscriptionCredentialWatch(access, credentialRecheckMs),
       ...(options.metrics ? [useOperationMetrics(options.metrics)] : []),
       // A validation rule, so it applies to WebSocket operations too (they skip yoga's request hooks).
       ...(introspection ? [] : [useDisableIntrospection()]),
@@ -254,6 +296,12 @@ export function createGraphqlApi(options: GraphqlApiOptions): GraphqlApi {
         // "Did you mean …" helps while developing; in production it would map the schema for a stranger.
         blockFieldSuggestion: { enabled: !development },
       }),
+      useWellFormedStrings(),
+      useSubscriptionQuota(
+        new PrincipalQuota(options.maxSubscriptionsPerPrincipal ?? DEFAULT_MAX_SUBSCRIPTIONS_PER_PRINCIPAL),
+      ),
+      useVariableAwareCostLimit(schema, limits.maxCost),
+      useExecutionDeadline(options.executionTimeoutMs ?? DEFAULT_EXECUTION_TIMEOUT_MS),
     ],
   });
 
@@ -261,6 +309,7 @@ export function createGraphqlApi(options: GraphqlApiOptions): GraphqlApi {
     yoga,
     tailer,
     access,
+    credentialRecheckMs,
     logger: options.logger,
     close: () => tailer.stop(),
   };

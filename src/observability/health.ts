@@ -5,7 +5,10 @@ import { migrationStatus } from '../engine/index.ts';
 /** One readiness check's result. */
 export interface CheckResult {
   readonly ok: boolean;
+  /** What a caller of `/readyz` sees: generic (`unreachable`, `timed out`…), never an address or a message. */
   readonly detail: string;
+  /** The error behind a failed check, for the log only (`/readyz` never shows it). */
+  readonly cause?: unknown;
 }
 
 /** What `/readyz` reports. */
@@ -42,14 +45,11 @@ export async function checkReadiness(options: ReadinessOptions): Promise<Readine
       return await Promise.race([
         work(),
         new Promise<CheckResult>((resolve) => {
-          timer = setTimeout(
-            () => resolve({ ok: false, detail: `no answer within ${timeoutMs} ms` }),
-            timeoutMs,
-          );
+          timer = setTimeout(() => resolve({ ok: false, detail: 'timed out' }), timeoutMs);
         }),
       ]);
     } catch (error) {
-      return { ok: false, detail: (error as Error).message };
+      return { ok: false, detail: 'unavailable', cause: error };
     } finally {
       clearTimeout(timer);
     }

@@ -4,6 +4,9 @@ import type { Db } from '../db/database.ts';
 import type { DeliveryOutcome } from '../engine/index.ts';
 import { readLogHead } from '../engine/index.ts';
 
+/** How long one scrape's answer is reused by default, ms (Prometheus scrapes every 15 s or more). */
+export const DEFAULT_METRICS_CACHE_MS = 1000;
+
 /** Postbox's Prometheus metrics and the hooks that feed them. */
 export interface Metrics {
   readonly registry: Registry;
@@ -15,7 +18,10 @@ export interface Metrics {
   onGraphqlOperation(type: string, errors: number): void;
   /** Live subscriptions (incremented on start, decremented on end). */
   readonly subscriptionsOpen: Gauge;
-  /** Prometheus text exposition of every metric (refreshes the database-backed gauges first). */
+  /**
+   * Prometheus text exposition of every metric (refreshes the database-backed gauges first). Concurrent
+   * calls share one refresh; an answer is reused for `cacheMs`.
+   */
   render(): Promise<string>;
 }
 
@@ -28,7 +34,14 @@ export interface Metrics {
  * shows them (gap-safe, so a late-committing transaction is counted once it commits), since this process
  * started.
  */
-export function createMetrics(db: Db, options: { defaultMetrics?: boolean } = {}): Metrics {
+export function createMetrics(
+  db: Db,
+  options: {
+    defaultMetrics?: boolean;
+    /** How long one rendering answers every scrape, ms. Default {@link DEFAULT_METRICS_CACHE_MS}. */
+    cacheMs?: number;
+  } = {},
+): Metrics {
   const registry = new Registry();
   if (options.defaultMetrics ?? true)
     collectDefaultMetrics({ register: registry, prefix: 'postbox_process_' });
@@ -113,7 +126,17 @@ export function createMetrics(db: Db, options: { defaultMetrics?: boolean } = {}
   });
 
   let logCursor: { logXid: string; position: string } | undefined;
-  const refresh = async () => {
+  const cacheMs = options.cacheMs ?? DEFAULT_METRICS_CACHE_MS;
+  let rendering: Promise<string> | undefined;
+  let cached: { at: number; text: string } | undefined;
+  // One transaction, JIT off: these are small aggregates, where compiling (~450 ms on PostgreSQL 15) costs
+  // far more than it saves.
+  const refresh = () =>
+    db.transaction().execute(async (trx) => {
+      await sql`set local jit = off`.execute(trx);
+      await refreshIn(trx);
+    });
+  const refreshIn = async (db: Db) => {
     const { rows } = await sql<{
       consumer: string;
       lag: string;
@@ -143,8 +166,8 @@ export function createMetrics(db: Db, options: { defaultMetrics?: boolean } = {}
         where (log_xid, position) > (${logCursor.logXid}::xid8, ${logCursor.position}::bigint)
           and log_xid < pg_snapshot_xmin(pg_current_snapshot()))
       select type, count(*)::text as n,
-             (select log_xid::text from fresh order by log_xid desc, position desc limit 1) as last_xid,
-             (select position::text from fresh order by log_xid desc, position desc limit 1) as last_position
+             (select f.log_xid::text as x from fresh f order by f.log_xid desc, f.position desc limit 1) as last_xid,
+             (select f.position::text as p from fresh f order by f.log_xid desc, f.position desc limit 1) as last_position
       from fresh group by type`.execute(db);
     for (const row of counts) appended.inc({ type: row.type }, Number(row.n));
     const last = counts[0];
@@ -167,9 +190,21 @@ export function createMetrics(db: Db, options: { defaultMetrics?: boolean } = {}
       operations.inc({ type });
       if (errors > 0) operationErrors.inc({ type }, errors);
     },
-    async render() {
-      await refresh();
-      return registry.metrics();
+    render() {
+      // Concurrent scrapes share one refresh (two refreshes reading from the same log cursor counted the
+      // same events twice), and its answer serves the scrapes of the next `cacheMs`.
+      if (cached && performance.now() - cached.at < cacheMs) return Promise.resolve(cached.text);
+      rendering ??= (async () => {
+        try {
+          await refresh();
+          const text = await registry.metrics();
+          cached = { at: performance.now(), text };
+          return text;
+        } finally {
+          rendering = undefined;
+        }
+      })();
+      return rendering;
     },
   };
 }

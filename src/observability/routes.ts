@@ -56,8 +56,20 @@ export function createOpsRoutes(options: OpsRoutesOptions): OpsRoutes {
       sendJson(response, 200, { status: 'ok' });
     } else if (path === OPS_PATHS.ready && readiness) {
       readiness().then(
-        (result) => sendJson(response, result.ready ? 200 : 503, result),
-        (error: unknown) => sendJson(response, 503, { ready: false, error: (error as Error).message }),
+        (result) => {
+          // Causes go to the log; callers (unauthenticated) see only which check failed.
+          const checks = Object.fromEntries(
+            Object.entries(result.checks).map(([name, { cause, ...check }]) => {
+              if (cause !== undefined) log.warn({ err: cause, check: name }, 'readiness check failed');
+              return [name, check];
+            }),
+          );
+          sendJson(response, result.ready ? 200 : 503, { ready: result.ready, checks });
+        },
+        (error: unknown) => {
+          log.warn({ err: error }, 'readiness check failed');
+          sendJson(response, 503, { ready: false, error: 'readiness check failed' });
+        },
       );
     } else if (metrics) {
       metrics

@@ -42,23 +42,32 @@ export async function lockOrder(trx: Kysely<ShopDatabase>, id: string): Promise<
   return trx.selectFrom('shop.orders').selectAll().where('id', '=', id).forNoKeyUpdate().executeTakeFirst();
 }
 
-/** The order placed with an idempotency key, if any. */
+/** The order a caller (`scope`) placed with an idempotency key, if any. */
 export async function findOrderByIdempotencyKey(
   db: Kysely<ShopDatabase>,
+  scope: string,
   key: string,
 ): Promise<Order | undefined> {
-  return db.selectFrom('shop.orders').selectAll().where('idempotency_key', '=', key).executeTakeFirst();
+  return db
+    .selectFrom('shop.orders')
+    .selectAll()
+    .where('idempotency_scope', '=', scope)
+    .where('idempotency_key', '=', key)
+    .executeTakeFirst();
 }
 
 /** Inserts an order unless its idempotency key exists (then returns undefined: the other order won). */
 export async function insertOrder(
   trx: Kysely<ShopDatabase>,
-  order: Pick<Order, 'id' | 'customer_id' | 'status' | 'total_cents' | 'version' | 'idempotency_key'>,
+  order: Pick<
+    Order,
+    'id' | 'customer_id' | 'status' | 'total_cents' | 'version' | 'idempotency_key' | 'idempotency_scope'
+  >,
 ): Promise<Order | undefined> {
   return trx
     .insertInto('shop.orders')
     .values({ ...order, updated_at: new Date() })
-    .onConflict((conflict) => conflict.column('idempotency_key').doNothing())
+    .onConflict((conflict) => conflict.columns(['idempotency_scope', 'idempotency_key']).doNothing())
     .returningAll()
     .executeTakeFirst();
 }

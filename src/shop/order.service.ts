@@ -69,7 +69,8 @@ export interface PlacedOrder {
  * Places an order: the order row, its lines (prices as of now) and `OrderPlaced` (stream `order/<id>`,
  * version 1) commit together. Stock is not checked here: the inventory handler finds out after payment.
  *
- * Idempotent by `idempotencyKey`: a repeat — even concurrent — returns the first order and writes nothing;
+ * Idempotent by `idempotencyKey`, per caller (`metadata.actor`): a repeat by the same caller — even
+ * concurrent — returns the first order and writes nothing;
  * reusing a key for a different order is a {@link ValidationError}.
  *
  * @throws ValidationError bad input, unknown SKU, duplicate SKU, total too large, key reused differently.
@@ -91,7 +92,9 @@ export async function placeOrder(
     seen.set(line.sku, index);
   });
 
-  const earlier = await findOrderByIdempotencyKey(db, valid.idempotencyKey);
+  // Keys are the caller's own: another caller's key never returns (or blocks) this caller's order.
+  const scope = metadata.actor ?? '';
+  const earlier = await findOrderByIdempotencyKey(db, scope, valid.idempotencyKey);
   if (earlier) return replay(db, earlier, valid);
 
   return inTransaction(db, async (trx) => {
@@ -131,10 +134,11 @@ export async function placeOrder(
       total_cents: String(totalCents),
       version: 1,
       idempotency_key: valid.idempotencyKey,
+      idempotency_scope: scope,
     });
     if (!order) {
       // A concurrent request with the same key committed first (our insert waited for it): that one is the order.
-      const winner = await findOrderByIdempotencyKey(trx, valid.idempotencyKey);
+      const winner = await findOrderByIdempotencyKey(trx, scope, valid.idempotencyKey);
       if (!winner) throw new Error(`Order with idempotency key ${valid.idempotencyKey} vanished`);
       return replay(trx, winner, valid);
     }

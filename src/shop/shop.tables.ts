@@ -52,6 +52,8 @@ export interface OrdersTable {
   total_cents: Int8;
   version: number;
   idempotency_key: string;
+  /** The caller the idempotency key belongs to (the order's actor); keys are unique per caller. */
+  idempotency_scope: Generated<string>;
   status_reason: string | null;
   created_at: Generated<Date>;
   updated_at: Timestamp;

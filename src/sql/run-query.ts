@@ -20,8 +20,9 @@ export interface QueryResult {
 const asText = { getTypeParser: () => (value: string) => value };
 
 /**
- * Runs a query file with its variables bound as parameters (see {@link bindVariables}) on `client`, as is:
- * `postbox sql` runs it inside a read-only transaction.
+ * Runs a query file — exactly one statement — with its variables bound as parameters (see
+ * {@link bindVariables}) on `client`: `postbox sql` runs it inside a read-only transaction, on a session
+ * whose every transaction is read-only (see {@link beginReadOnly}).
  *
  * @throws SqlQueryError for a missing or unknown variable; Postgres' errors as they come.
  */
@@ -31,14 +32,28 @@ export async function runQuery(
   variables: Readonly<Record<string, string>>,
 ): Promise<QueryResult> {
   const statement = bindVariables(query.sql, variables);
-  const result = await client.query<unknown[]>({
+  // `queryMode` is pg's (since 8.13) but not yet in @types/pg.
+  const config: pg.QueryArrayConfig & { queryMode: 'extended' } = {
     text: statement.text,
     values: [...statement.values],
     rowMode: 'array',
     types: asText,
-  });
+    // The extended protocol parses exactly one statement ("cannot insert multiple commands into a prepared
+    // statement"): a file cannot `commit` the read-only transaction and go on writing.
+    queryMode: 'extended',
+  };
+  const result = await client.query<unknown[]>(config);
   return {
     columns: result.fields.map((field) => ({ name: field.name, typeId: field.dataTypeID })),
     rows: result.rows as Array<Array<string | null>>,
   };
+}
+
+/**
+ * Makes `client`'s session read-only (every later transaction too, so that a statement ending the current
+ * one gains nothing) and opens a read-only transaction.
+ */
+export async function beginReadOnly(client: pg.ClientBase): Promise<void> {
+  await client.query('set session characteristics as transaction read only');
+  await client.query('begin transaction read only');
 }

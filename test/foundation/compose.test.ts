@@ -74,30 +74,53 @@ describe('docker-compose.yml', () => {
     expect(serveAt).toBeGreaterThan(migrateAt);
   });
 
-  it('publishes port 4000 and listens on every interface inside the container', () => {
+  it('publishes port 4000 on 127.0.0.1 unless changed, and listens on every interface inside the container', () => {
     const env = environmentOf(postbox ?? {});
     const published = (postbox?.ports ?? []).map((port) =>
       typeof port === 'string' ? port : `${port.published}:${port.target}`,
     );
-    expect(published).toContain('4000:4000');
+    // The compose file's own interpolation syntax, as written in the file.
+    expect(published).toEqual([`\${POSTBOX_PUBLISH_ADDRESS:-127.0.0.1}:4000:4000`]);
+    expect(interpolate(published[0] ?? '', {})).toBe('127.0.0.1:4000:4000');
+    expect(interpolate(published[0] ?? '', { POSTBOX_PUBLISH_ADDRESS: '0.0.0.0' })).toBe('0.0.0.0:4000:4000');
     expect(env.HOST).toBe('0.0.0.0');
     expect(env.PORT ?? '4000').toBe('4000');
   });
 
   it('sets only environment variables Postbox accepts', () => {
     // loadConfig throws a ConfigError naming the variable if the compose file sets a bad value.
-    const config = loadConfig(environmentOf(postbox ?? {}));
+    const config = loadConfig({ ...environmentOf(postbox ?? {}), POSTBOX_COMPOSE_KEY: '' });
     expect(config.databaseUrl).toBe(environmentOf(postbox ?? {}).DATABASE_URL);
     expect(config.port).toBe(4000);
     expect(config.auth).toBe(true);
   });
 
-  it('requires auth and installs a well-formed admin key before serving', () => {
+  it('requires auth and an operator-chosen admin key: no fixed key in the file', () => {
     const env = environmentOf(postbox ?? {});
     expect(env.POSTBOX_AUTH).toBe('on');
-    expect(env.POSTBOX_COMPOSE_KEY).toMatch(/^pbx_[a-z0-9]{10}_[A-Za-z0-9_-]{43}$/);
+    // Compose refuses to start without it (`${VAR:?message}`), naming how to make one.
+    expect(env.POSTBOX_COMPOSE_KEY).toMatch(/^\$\{POSTBOX_COMPOSE_KEY:\?.+\}$/);
+    expect(() => interpolate(env.POSTBOX_COMPOSE_KEY ?? '', {})).toThrow(/POSTBOX_COMPOSE_KEY/);
+    expect(readFileSync(path.join(repoRoot, 'docker-compose.yml'), 'utf8')).not.toMatch(/pbx_[a-z0-9]{10}_/);
     const command = String(postbox?.command ?? '');
     expect(command).toMatch(/keys create --name compose --scopes admin --key/);
     expect(command.indexOf('keys create')).toBeLessThan(command.indexOf('serve'));
   });
 });
+
+/**
+ * The subset of compose's variable interpolation the file uses: `${VAR:-default}` and `${VAR:?error}`
+ * (https://docs.docker.com/reference/compose-file/interpolation/).
+ */
+function interpolate(text: string, env: Record<string, string>): string {
+  return text.replace(
+    /\$\{([A-Z_]+)(?::([-?])([^}]*))?\}/g,
+    (_match, name: string, kind?: string, arg?: string) => {
+      const value = env[name];
+      if (value) return value;
+      if (kind === '-') return arg ?? '';
+      if (kind === '?') throw new Error(`${name}: ${arg}`);
+      return '';
+    },
+  );
+}

@@ -168,7 +168,11 @@ export async function readLogAfter(
     conditions.push(sql`e.type = any(${[...filter.types]}::text[])`);
   if (filter.streamType) conditions.push(sql`e.stream_type = ${filter.streamType}`);
   if (filter.streamId) conditions.push(sql`e.stream_id = ${filter.streamId}`);
-  if (filter.correlationId) conditions.push(sql`e.metadata ->> 'correlationId' = ${filter.correlationId}`);
+  // `metadata ? 'correlationId'` is the partial index's predicate: without it the index is never used.
+  if (filter.correlationId)
+    conditions.push(
+      sql`e.metadata ? 'correlationId' and e.metadata ->> 'correlationId' = ${filter.correlationId}`,
+    );
   if (filter.from) conditions.push(sql`e.occurred_at >= ${filter.from}`);
   if (filter.to) conditions.push(sql`e.occurred_at < ${filter.to}`);
   const { rows } = await sql<EventRow>`
@@ -191,6 +195,20 @@ export async function readStream(
     select ${eventColumns} from outbox.events e
     where e.stream_type = ${streamType} and e.stream_id = ${streamId} and e.stream_version >= ${fromVersion}
     order by e.stream_version`.execute(db);
+  return rows;
+}
+
+/** Reads several streams of one type at once (one query), each in version order, streams by id. */
+export async function readStreams(
+  db: QueryExecutorProvider,
+  streamType: string,
+  streamIds: readonly string[],
+): Promise<EventRow[]> {
+  if (streamIds.length === 0) return [];
+  const { rows } = await sql<EventRow>`
+    select ${eventColumns} from outbox.events e
+    where e.stream_type = ${streamType} and e.stream_id = any(${[...streamIds]}::text[])
+    order by e.stream_id, e.stream_version`.execute(db);
   return rows;
 }
 

@@ -51,7 +51,7 @@ export const EventRef = builder.objectRef<RecordedEvent>('Event').implement({
 export const EventFilterInput = builder.inputType('EventFilter', {
   description: 'Every given condition must hold.',
   fields: (t) => ({
-    types: t.stringList({ required: false, description: 'Any of these event types.' }),
+    types: t.stringList({ required: false, description: 'Any of these event types (at most 100).' }),
     streamType: t.string({ required: false }),
     streamId: t.string({ required: false }),
     correlationId: t.string({ required: false }),
@@ -60,7 +60,15 @@ export const EventFilterInput = builder.inputType('EventFilter', {
   }),
 });
 
-/** Turns the GraphQL filter argument into the read side's filter. */
+/** Most event types one filter may list. */
+export const MAX_FILTER_TYPES = 100;
+/** Longest string of a filter (event types are ≤ 128 characters, correlation ids ≤ 128, stream ids ≤ 200). */
+export const MAX_FILTER_STRING = 200;
+
+/**
+ * Turns the GraphQL filter argument into the read side's filter, refusing oversized ones
+ * ({@link MAX_FILTER_TYPES} types, {@link MAX_FILTER_STRING} characters per string).
+ */
 export function toEventFilter(
   input:
     | {
@@ -74,6 +82,27 @@ export function toEventFilter(
     | null
     | undefined,
 ): EventFilter {
+  // Bounded before anything is read or registered: a live subscription keeps its filter for its lifetime.
+  if (input?.types && input.types.length > MAX_FILTER_TYPES) {
+    throw new ValidationError(`filter.types: at most ${MAX_FILTER_TYPES} event types`, 'filter.types');
+  }
+  for (const type of input?.types ?? []) {
+    if (type.length > MAX_FILTER_STRING) {
+      throw new ValidationError(
+        `filter.types: an event type has at most ${MAX_FILTER_STRING} characters`,
+        'filter.types',
+      );
+    }
+  }
+  for (const field of ['streamType', 'streamId', 'correlationId'] as const) {
+    const value = input?.[field];
+    if (value && value.length > MAX_FILTER_STRING) {
+      throw new ValidationError(
+        `filter.${field}: at most ${MAX_FILTER_STRING} characters`,
+        `filter.${field}`,
+      );
+    }
+  }
   return {
     ...(input?.types ? { types: input.types } : {}),
     ...(input?.streamType ? { streamType: input.streamType } : {}),
@@ -86,8 +115,18 @@ export function toEventFilter(
 
 /** Parses an `after` argument (undefined when absent). */
 export function parseAfter(after: string | null | undefined, field = 'after'): LogPoint | undefined {
-  return after ? decodeCursor(after, field) : undefined;
+  if (!after) return undefined;
+  const point = decodeCursor(after, field);
+  // Positions are int8 and transaction ids xid8 (unsigned 64-bit): larger numbers would fail in Postgres.
+  if (BigInt(point.position) > INT8_MAX || BigInt(point.logXid) > XID8_MAX) {
+    throw new ValidationError(`${field} is not a valid cursor`, field);
+  }
+  return point;
 }
+
+/** Largest int8. */
+export const INT8_MAX = 2n ** 63n - 1n;
+const XID8_MAX = 2n ** 64n - 1n;
 
 /** Page size bounds of connections. */
 export function pageSize(first: number | null | undefined, fallback = 50, max = 500): number {

@@ -1,10 +1,6 @@
-import { readStream, toRecordedEvent, ValidationError } from '../../engine/index.ts';
+import { toRecordedEvent, ValidationError } from '../../engine/index.ts';
 import {
-  findNotifications,
   findOrder,
-  findOrderLines,
-  findPayment,
-  findShipment,
   listOrders,
   type Notification,
   type Order,
@@ -13,11 +9,17 @@ import {
   type Shipment,
 } from '../../shop/order.repository.ts';
 import { cancelOrder, placeOrder } from '../../shop/order.service.ts';
-import { ORDER_STREAM } from '../../shop/shop.events.ts';
 import { ORDER_STATUSES } from '../../shop/shop.tables.ts';
 import { builder } from '../builder.ts';
+import {
+  loadNotifications,
+  loadOrderEvents,
+  loadOrderLines,
+  loadPayments,
+  loadShipments,
+} from '../order-loaders.ts';
 import { ERROR_TYPES } from './errors.ts';
-import { EventRef, pageSize } from './event.ts';
+import { EventRef, INT8_MAX, pageSize } from './event.ts';
 import { SCOPES_TO_READ_ORDERS, SCOPES_TO_WRITE_ORDERS } from './scopes.ts';
 
 export const OrderStatusEnum = builder.enumType('OrderStatus', {
@@ -84,33 +86,38 @@ export const OrderRef = builder.objectRef<Order>('Order').implement({
     }),
     createdAt: t.field({ type: 'DateTime', resolve: (order) => order.created_at }),
     updatedAt: t.field({ type: 'DateTime', resolve: (order) => order.updated_at }),
-    lines: t.field({
-      type: [OrderLineRef],
-      resolve: async (order, _args, context) =>
-        (await findOrderLines(context.db, [order.id])).get(order.id) ?? [],
+    lines: t.loadableGroup({
+      type: OrderLineRef,
+      load: (ids: string[], context) => loadOrderLines(context.db, ids),
+      group: (line) => line.order_id,
+      resolve: (order) => order.id,
     }),
-    payment: t.field({
+    payment: t.loadable({
       type: PaymentRef,
       nullable: true,
-      resolve: async (order, _args, context) => (await findPayment(context.db, order.id)) ?? null,
+      load: (ids: string[], context) => loadPayments(context.db, ids),
+      resolve: (order) => order.id,
     }),
-    shipment: t.field({
+    shipment: t.loadable({
       type: ShipmentRef,
       nullable: true,
-      resolve: async (order, _args, context) => (await findShipment(context.db, order.id)) ?? null,
+      load: (ids: string[], context) => loadShipments(context.db, ids),
+      resolve: (order) => order.id,
     }),
-    notifications: t.field({
-      type: [NotificationRef],
+    notifications: t.loadableGroup({
+      type: NotificationRef,
       description: 'What the customer was told, oldest first.',
-      resolve: (order, _args, context) => findNotifications(context.db, order.id),
+      load: (ids: string[], context) => loadNotifications(context.db, ids),
+      group: (notification) => notification.order_id,
+      resolve: (order) => order.id,
     }),
-    events: t.field({
-      type: [EventRef],
+    events: t.loadableGroup({
+      type: EventRef,
       description: "The order's stream, in version order.",
-      resolve: async (order, _args, context) =>
-        (await readStream(context.db, ORDER_STREAM, order.id)).map((row) =>
-          toRecordedEvent(row, context.registry),
-        ),
+      load: async (ids: string[], context) =>
+        (await loadOrderEvents(context.db, ids)).map((row) => toRecordedEvent(row, context.registry)),
+      group: (event) => event.streamId,
+      resolve: (order) => order.id,
     }),
   }),
 });
@@ -129,7 +136,8 @@ function encodeOrderCursor(order: Order): string {
 function decodeOrderCursor(cursor: string): string {
   const text = Buffer.from(cursor, 'base64url').toString('utf8');
   const seq = text.startsWith(ORDER_CURSOR_PREFIX) ? text.slice(ORDER_CURSOR_PREFIX.length) : '';
-  if (!/^\d{1,19}$/.test(seq)) throw new ValidationError('after is not a valid cursor', 'after');
+  if (!/^\d{1,19}$/.test(seq) || BigInt(seq) > INT8_MAX)
+    throw new ValidationError('after is not a valid cursor', 'after');
   return seq;
 }
 
