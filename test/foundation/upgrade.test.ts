@@ -71,7 +71,11 @@ describe('upgrading a database created by Postbox 0.1', () => {
     const applied = await migrate({ pool: t.pool, lines: SERVICE_LINES });
 
     // Files whose content 0.1 already applied are recorded, not run again; only new files run.
-    expect(applied).toEqual(['outbox/000004_append_function.sql']);
+    expect(applied).toEqual([
+      'outbox/000004_append_function.sql',
+      'outbox/000005_event_filter_indexes.sql',
+      'shop/000003_idempotency_per_caller.sql',
+    ]);
     const status = await migrationStatus({ pool: t.pool, lines: SERVICE_LINES });
     expect(status.filter((row) => row.state !== 'applied')).toEqual([]);
     expect(await counts()).toEqual(before);
