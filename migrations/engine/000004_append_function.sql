@@ -49,6 +49,9 @@ declare
   actual integer;
 begin
   -- Checks first, each naming the parameter; the table's constraints back them up.
+  -- An implicit transaction starts with its statement, so now() = statement_timestamp() outside BEGIN when
+  -- the call came as a simple query (psql). Over the extended protocol now() is the Parse/Bind time and
+  -- statement_timestamp() the Execute time, so this cannot see it: appendEvents checks pg clients itself.
   if require_transaction and now() = statement_timestamp() then
     raise exception 'outbox.append_events must run inside a transaction block (BEGIN ... COMMIT)'
       using errcode = 'no_active_sql_transaction',
@@ -224,8 +227,10 @@ $$;
 comment on function outbox.append_events(text, text, text[], jsonb[], jsonb[], integer[], bigint, uuid[], timestamptz[], boolean, boolean) is
   'Appends events to one stream in the caller''s transaction: versions without gaps, optional expected_version '
   '(SQLSTATE PB409 on conflict), idempotent ids (duplicate = true), log order, wake-up. One row per event: the '
-  'appended ones in input order, then the duplicates. require_transaction => true refuses to run outside '
-  'BEGIN ... COMMIT (SQLSTATE 25P01); ids_are_new => true skips the duplicate look-up for ids just generated.';
+  'appended ones in input order, then the duplicates. require_transaction => true refuses a call sent as a '
+  'simple query outside BEGIN ... COMMIT (SQLSTATE 25P01), as psql sends it; over the extended protocol '
+  '(parameters) an implicit transaction cannot be told apart, so drivers must open the transaction themselves. '
+  'ids_are_new => true skips the duplicate look-up for ids just generated.';
 
 create function outbox.append_event(
   stream_type text,

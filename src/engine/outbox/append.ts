@@ -7,6 +7,7 @@ import {
   APPEND_EVENTS_SQL,
   type AppendEventsRow,
   appendEventsParameters,
+  OUTSIDE_TRANSACTION_SQL,
 } from '../sql/append-events.ts';
 import type { EventMetadata, NewEvent } from './event.ts';
 
@@ -53,6 +54,11 @@ export interface PgTransactionClient {
     text: string;
     values?: unknown[];
   }): Promise<{ rows: R[] }>;
+  /**
+   * The status of the last ReadyForQuery (`I` idle, `T` in a transaction, `E` in a failed one), which `pg`
+   * reports from 8.21. Older clients lack it; then one extra simple query asks the server.
+   */
+  getTransactionStatus?(): 'I' | 'T' | 'E' | null;
 }
 
 /** Where {@link appendEvents} writes: the caller's Kysely transaction, or a `pg` client inside BEGIN. */
@@ -80,6 +86,7 @@ export async function appendEvents(
 ): Promise<AppendResult> {
   if (events.length === 0) return { events: [], duplicateIds: [], streamVersions: new Map() };
   const run = executorFor(target);
+  await run.assertInTransaction();
 
   const streams = groupByStream(events);
   if (options.expectedVersion !== undefined) {
@@ -111,7 +118,9 @@ export async function appendEvents(
       expectedVersion: options.expectedVersion,
       ids: group.map((event) => event.id),
       occurredAt: group.map((event) => event.occurredAt ?? null),
-      requireTransaction: run.requireTransaction,
+      // The client-side check above is the reliable one (the function's own check cannot see an implicit
+      // transaction over the extended protocol); the flag stays off so both paths send the same statement.
+      requireTransaction: false,
       // Only ids the caller chose can already be in the log; generated UUIDs skip the look-up.
       idsAreNew: group.every((event) => !event.idSupplied),
     });
@@ -153,9 +162,36 @@ const KYSELY_FRAGMENTS: TemplateStringsArray = (() => {
 })();
 
 interface AppendExecutor {
-  /** Ask the function to refuse to run outside BEGIN … COMMIT (a pg client cannot tell us itself). */
-  readonly requireTransaction: boolean;
+  /** Throws a ValidationError, writing nothing, when the target is not inside an open transaction. */
+  assertInTransaction(): Promise<void>;
   query(parameters: unknown[]): Promise<AppendEventsRow[]>;
+}
+
+/**
+ * Outside BEGIN a `pg` client runs each statement in its own implicit transaction, so the events would
+ * commit without the business writes. The server cannot tell an implicit transaction apart over the
+ * extended protocol (now() is the Parse/Bind time, statement_timestamp() the Execute time), so the check
+ * is made here: from the protocol's own transaction status when the client reports it, else with one
+ * simple-protocol query, where now() = statement_timestamp() exactly when no BEGIN preceded it.
+ */
+async function assertPgClientInTransaction(client: PgTransactionClient): Promise<void> {
+  let status = client.getTransactionStatus?.() ?? null;
+  if (status === null) {
+    const { rows } = await client.query<{ idle: boolean }>({ text: OUTSIDE_TRANSACTION_SQL });
+    status = rows[0]?.idle ? 'I' : 'T';
+  }
+  if (status === 'I') {
+    throw new ValidationError(
+      'appendEvents on a pg client needs an open transaction: run BEGIN on that client first',
+      'trx',
+    );
+  }
+  if (status === 'E') {
+    throw new ValidationError(
+      'the transaction on this pg client has failed: roll it back before appending',
+      'trx',
+    );
+  }
 }
 
 function executorFor(target: AppendTarget): AppendExecutor {
@@ -164,7 +200,7 @@ function executorFor(target: AppendTarget): AppendExecutor {
       throw new ValidationError('appendEvents must run inside a transaction', 'trx');
     }
     return {
-      requireTransaction: false,
+      async assertInTransaction() {},
       async query(parameters) {
         // Marked PREPARE: on the engine's own Kysely instances (createDb) it runs as a named prepared
         // statement; on an application's Kysely it runs unnamed, which costs little for a function call.
@@ -180,7 +216,7 @@ function executorFor(target: AppendTarget): AppendExecutor {
     );
   }
   return {
-    requireTransaction: true,
+    assertInTransaction: () => assertPgClientInTransaction(target),
     async query(parameters) {
       const { rows } = await target.query<AppendEventsRow>({
         name: APPEND_EVENTS_NAME,

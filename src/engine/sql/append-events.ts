@@ -9,6 +9,12 @@ export const APPEND_EVENTS_SQL =
   '$1::text, $2::text, $3::text[], $4::jsonb[], $5::jsonb[], $6::int[], $7::bigint, $8::uuid[], ' +
   '$9::timestamptz[], $10::boolean, $11::boolean)';
 
+/**
+ * Sent without parameters (the simple protocol): true when no BEGIN preceded it, since an implicit
+ * transaction starts with the statement itself. Over the extended protocol the two times differ.
+ */
+export const OUTSIDE_TRANSACTION_SQL = 'select now() = statement_timestamp() as idle';
+
 /** Name of the prepared statement on a `pg` client. */
 export const APPEND_EVENTS_NAME = 'postbox_append_events_v2';
 
