@@ -2,7 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { type Command, InvalidArgumentError } from 'commander';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import { createApiKey, revokeApiKey } from '../auth/api-keys.ts';
 import { loadConfig } from '../config/config.ts';
+import type { Database } from '../db/database.ts';
 import { createLogger } from '../logger.ts';
 import { type Service, startService } from '../main.ts';
 
@@ -108,6 +112,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
   const progressOut = options.progress ?? process.stderr;
   let service: Service | undefined;
   let url = options.url;
+  let apiKey = options.apiKey;
+  let temporaryKey: string | undefined;
   if (!url) {
     const config = loadConfig();
     try {
@@ -122,20 +128,45 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
       );
     }
     url = service.apiUrl as string;
+    if (config.auth && !apiKey) {
+      // Auth is on (the default against a DATABASE_URL): the demo is the service's own client here, so it
+      // makes an admin key for the run (it seeds products) and revokes it when done.
+      const key = await onDatabase(service.connectionString, (db) =>
+        createApiKey(db, { name: `postbox demo ${new Date().toISOString()}`, scopes: ['admin'] }),
+      );
+      apiKey = key.key;
+      temporaryKey = key.id;
+    }
   }
   const wsClient = createClient({
     url: url.replace(/^http/, 'ws'),
     webSocketImpl: WebSocket,
     retryAttempts: 3,
-    ...(options.apiKey ? { connectionParams: { authorization: `Bearer ${options.apiKey}` } } : {}),
+    ...(apiKey ? { connectionParams: { authorization: `Bearer ${apiKey}` } } : {}),
   });
   try {
-    const report = await drive(url, wsClient, options, progressOut);
+    const report = await drive(url, wsClient, { ...options, apiKey }, progressOut);
     out.write(renderReport(report, { url, inProcess: service !== undefined, options }));
     return report;
   } finally {
     await wsClient.dispose();
+    if (service && temporaryKey) {
+      const id = temporaryKey;
+      await onDatabase(service.connectionString, (db) => revokeApiKey(db, id));
+    }
     await service?.stop();
+  }
+}
+
+/** Runs `work` on a one-connection Kysely of its own (the service's pool is not exposed). */
+async function onDatabase<T>(connectionString: string, work: (db: Kysely<Database>) => Promise<T>): Promise<T> {
+  const db = new Kysely<Database>({
+    dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString, max: 1 }) }),
+  });
+  try {
+    return await work(db);
+  } finally {
+    await db.destroy();
   }
 }
 

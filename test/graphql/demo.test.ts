@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runDemo } from '../../src/cli/demo.command.ts';
 import { type ApiServer, startApiServer } from '../../src/graphql/server.ts';
 import { silentLogger } from '../../src/logger.ts';
+import { createTestDatabase } from '../helpers/db.ts';
 import { type RunningShop, startShop } from '../shop/shop-fixtures.ts';
 
 let shop: RunningShop;
@@ -61,5 +62,31 @@ describe('postbox demo', () => {
     expect(text).toMatch(/p50 \d+ ms\s+p95 \d+ ms\s+p99 \d+ ms/);
     expect(text).toMatch(/Where to look next/);
     expect(progress.text()).toMatch(/40\/40 orders final/);
+  });
+
+  it('runs in process against a DATABASE_URL with auth on, using an admin key of its own that it revokes after', async () => {
+    const database = await createTestDatabase();
+    const saved = { ...process.env };
+    // The demo reads its configuration like `postbox demo` does: from the environment.
+    Object.assign(process.env, { DATABASE_URL: database.url, POSTBOX_AUTH: 'true', LOG_LEVEL: 'warn' });
+    try {
+      const out = capture();
+      const report = await runDemo({
+        orders: 10,
+        concurrency: 4,
+        cancelShare: 0,
+        out: out.stream,
+        progress: capture().stream,
+      });
+      expect(report.placed).toBe(10);
+      expect(report.unfinished).toBe(0);
+      const { rows } = await database.pool.query<{ name: string; revoked: boolean }>(
+        'select name, revoked_at is not null as revoked from postbox.api_keys',
+      );
+      expect(rows).toEqual([{ name: expect.stringMatching(/^postbox demo /), revoked: true }]);
+    } finally {
+      process.env = saved;
+      await database.drop();
+    }
   });
 });
