@@ -11,6 +11,7 @@ import {
   resumeConsumer,
 } from '../engine/index.ts';
 import { createLogger } from '../logger.ts';
+import { renderTable } from './table.ts';
 
 async function withDb(work: (db: Db) => Promise<void>): Promise<void> {
   const config = loadConfig();
@@ -49,34 +50,32 @@ export function registerConsumersCommand(program: Command): void {
           process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
           return;
         }
-        const header = [
-          'consumer',
-          'status',
-          'parts',
-          'lag',
-          'oldest',
-          'retrying',
-          'blocked',
-          'dead',
-          'handled',
-        ];
-        const lines = rows.map((c) => [
-          c.name,
-          c.status,
-          String(c.partitions),
-          String(c.lag),
-          seconds(c.oldestPendingMs),
-          String(c.retrying),
-          String(c.blocked),
-          String(c.deadLetters),
-          String(c.handled),
-        ]);
-        const widths = header.map((h, i) =>
-          Math.max(h.length, ...lines.map((line) => (line[i] ?? '').length)),
+        process.stdout.write(
+          renderTable(
+            [
+              { name: 'consumer' },
+              { name: 'status' },
+              { name: 'partitions', numeric: true },
+              { name: 'lag', numeric: true },
+              { name: 'oldest' },
+              { name: 'retrying', numeric: true },
+              { name: 'blocked', numeric: true },
+              { name: 'dead', numeric: true },
+              { name: 'handled', numeric: true },
+            ],
+            rows.map((c) => [
+              c.name,
+              c.status,
+              c.partitions,
+              c.lag,
+              seconds(c.oldestPendingMs),
+              c.retrying,
+              c.blocked,
+              c.deadLetters,
+              c.handled,
+            ]),
+          ),
         );
-        for (const line of [header, ...lines]) {
-          process.stdout.write(`${line.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ')}\n`);
-        }
       });
     });
   consumers
@@ -119,12 +118,31 @@ export function registerConsumersCommand(program: Command): void {
     .action((consumer?: string) =>
       withDb(async (db) => {
         if (consumer !== undefined) await assertConsumerExists(db, consumer);
-        for (const row of await listDeadLetters(db, consumer)) {
-          process.stdout.write(
-            `#${row.id} ${row.consumer} ${row.event_type} ${row.stream_type}/${row.stream_id} v${row.stream_version} ` +
-              `attempts=${row.attempts} dead_at=${row.dead_at.toISOString()}\n    ${row.last_error}\n`,
-          );
-        }
+        const rows = await listDeadLetters(db, consumer);
+        process.stdout.write(
+          renderTable(
+            [
+              { name: 'id', numeric: true },
+              { name: 'consumer' },
+              { name: 'event_type' },
+              { name: 'stream' },
+              { name: 'version', numeric: true },
+              { name: 'attempts', numeric: true },
+              { name: 'dead_at' },
+              { name: 'last_error' },
+            ],
+            rows.map((row) => [
+              row.id,
+              row.consumer,
+              row.event_type,
+              `${row.stream_type}/${row.stream_id}`,
+              row.stream_version,
+              row.attempts,
+              row.dead_at.toISOString(),
+              row.last_error,
+            ]),
+          ),
+        );
       }),
     );
   deadLetters

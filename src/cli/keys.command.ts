@@ -6,6 +6,7 @@ import { openDatabase } from '../db/connect.ts';
 import { SERVICE_LINES } from '../db/migration-lines.ts';
 import { migrate } from '../engine/index.ts';
 import { createLogger } from '../logger.ts';
+import { renderTable } from './table.ts';
 
 /** Runs `work` against the configured database (migrated first, so keys can be made before `serve`). */
 async function withDatabase(
@@ -58,12 +59,19 @@ export function registerKeysCommand(program: Command): void {
     .description('list API keys (without secrets)')
     .action(async () => {
       await withDatabase(async ({ db }) => {
-        for (const key of await listApiKeys(db)) {
-          const state = key.revokedAt ? `revoked ${key.revokedAt.toISOString()}` : 'active';
-          process.stdout.write(
-            `${key.id}  pbx_${key.prefix}_…  ${key.name}  [${key.scopes.join(', ')}]  ${state}\n`,
-          );
-        }
+        const keyRows = await listApiKeys(db);
+        process.stdout.write(
+          renderTable(
+            [{ name: 'id' }, { name: 'key' }, { name: 'name' }, { name: 'scopes' }, { name: 'state' }],
+            keyRows.map((key) => [
+              key.id,
+              `pbx_${key.prefix}_…`,
+              key.name,
+              key.scopes.join(','),
+              key.revokedAt ? `revoked ${key.revokedAt.toISOString()}` : 'active',
+            ]),
+          ),
+        );
       });
     });
   keys

@@ -4,6 +4,7 @@ import { openDatabase } from '../db/connect.ts';
 import { SERVICE_LINES } from '../db/migration-lines.ts';
 import { migrate, migrationStatus } from '../engine/index.ts';
 import { createLogger } from '../logger.ts';
+import { renderTable } from './table.ts';
 
 /** `postbox migrate [--status]`. */
 export function registerMigrateCommand(program: Command): void {
@@ -20,10 +21,12 @@ export function registerMigrateCommand(program: Command): void {
       try {
         if (options.status) {
           const rows = await migrationStatus({ pool: database.pool, lines: SERVICE_LINES });
-          for (const row of rows) {
-            const when = row.appliedAt ? row.appliedAt.toISOString() : '';
-            process.stdout.write(`${row.state.padEnd(8)} ${`${row.line}/${row.name}`.padEnd(44)} ${when}\n`);
-          }
+          process.stdout.write(
+            renderTable(
+              [{ name: 'state' }, { name: 'migration' }, { name: 'applied_at' }],
+              rows.map((row) => [row.state, `${row.line}/${row.name}`, row.appliedAt?.toISOString()]),
+            ),
+          );
           const pending = rows.filter((row) => row.state === 'pending').length;
           process.stdout.write(`${rows.length - pending} applied, ${pending} pending\n`);
         } else {

@@ -27,7 +27,11 @@ describe('postbox consumers / dead-letters', () => {
     ]);
 
     expect((await postbox('consumers', 'pause', 'ledger')).code).toBe(0);
-    expect((await postbox('consumers')).stdout).toMatch(/ledger\s+paused\s+2\s+1/);
+    // The same table style as `postbox sql` (psql's aligned format): | separators, numbers right-aligned, a footer.
+    const table = (await postbox('consumers')).stdout;
+    expect(table).toMatch(/^ consumer +\| status +\| partitions \|/m);
+    expect(table).toMatch(/^ ledger +\| paused +\| +2 \| +1 \|/m);
+    expect(table).toMatch(/^\(\d+ rows?\)$/m);
     expect((await postbox('consumers', 'resume', 'ledger')).code).toBe(0);
 
     const missing = await postbox('consumers', 'pause', 'nobody');
@@ -47,6 +51,7 @@ describe('postbox consumers / dead-letters', () => {
               from outbox.events where position = ${event.position}`.execute(t.db);
     const dead = await postbox('dead-letters', 'list', 'ledger');
     expect(dead.stdout).toContain('boom: card declined');
+    expect(dead.stdout).toMatch(/^\(1 row\)$/m);
     const redrive = await postbox('dead-letters', 'redrive', 'ledger');
     expect(redrive.stdout).toContain('1 dead letter(s) queued for redrive');
     const { rows: requested } = await sql<{ n: string }>`select count(*)::text as n from outbox.dead_letters

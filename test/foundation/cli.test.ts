@@ -67,7 +67,7 @@ describe('postbox migrate', () => {
 
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/^applied\s+outbox\/000001_event_log\.sql\s+\d{4}-\d\d-\d\dT/m);
+    expect(result.stdout).toMatch(/^ applied \| outbox\/000001_event_log\.sql +\| \d{4}-\d\d-\d\dT/m);
     const count = (await allMigrationFiles()).length;
     expect(result.stdout).toContain(`${count} applied, 0 pending`);
   });
@@ -77,7 +77,7 @@ describe('postbox migrate', () => {
 
     const before = await postbox(['migrate', '--status'], { DATABASE_URL: empty.url });
     expect(before.code).toBe(0);
-    expect(before.stdout).toMatch(/^pending\s+outbox\/000001_event_log\.sql/m);
+    expect(before.stdout).toMatch(/^ pending \| outbox\/000001_event_log\.sql +\| *$/m);
     expect(before.stdout).toContain(`0 applied, ${files.length} pending`);
 
     const run = await postbox(['migrate'], { DATABASE_URL: empty.url });
