@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { type Command, InvalidArgumentError } from 'commander';
 import { createClient } from 'graphql-ws';
-import WebSocket from 'ws';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
+import WebSocket from 'ws';
 import { createApiKey, revokeApiKey } from '../auth/api-keys.ts';
 import { loadConfig } from '../config/config.ts';
 import type { Database } from '../db/database.ts';
@@ -159,7 +159,10 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
 }
 
 /** Runs `work` on a one-connection Kysely of its own (the service's pool is not exposed). */
-async function onDatabase<T>(connectionString: string, work: (db: Kysely<Database>) => Promise<T>): Promise<T> {
+async function onDatabase<T>(
+  connectionString: string,
+  work: (db: Kysely<Database>) => Promise<T>,
+): Promise<T> {
   const db = new Kysely<Database>({
     dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString, max: 1 }) }),
   });
