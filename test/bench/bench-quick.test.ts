@@ -22,7 +22,7 @@ describe('postbox bench --quick', () => {
 
   // A smoke run at 5 % of the quick sizes: it must complete and write its files. No timing is asserted:
   // machines are shared and noisy, and the figures of such a short run mean nothing.
-  it('completes and writes a JSON with every scenario and an SVG chart', { timeout: 180_000 }, async () => {
+  it('completes and writes a JSON with every scenario and an SVG chart', { timeout: 420_000 }, async () => {
     const { stdout } = await execFileAsync(
       process.execPath,
       [

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerConsumers } from '../../src/engine/consumers/register.ts';
 import { ConfigError } from '../../src/engine/errors.ts';
 import { appendEvents } from '../../src/engine/outbox/append.ts';
+import { READABLE_HORIZON } from '../../src/engine/outbox/horizon.ts';
 import { type Postbox, startPostbox } from '../../src/engine/postbox.ts';
 import { createEffectsTable, effectsConsumer, Ticked } from '../fixtures/effects.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
@@ -24,6 +25,14 @@ describe('consumer registration', () => {
   it("a new consumer with startFrom 'now' skips history; one with 'beginning' gets all of it", async () => {
     const old = randomUUID();
     await t.db.transaction().execute((trx) => appendEvents(trx, [Ticked.create(old, { n: 1 })]));
+    // 'now' starts at the gap-safe horizon, which an older open transaction anywhere on the server holds
+    // back (on a shared server, another database's): until the horizon passes the old event, 'now' still
+    // delivers it — never losing a later one. Wait for that, then 'now' must skip it.
+    await waitFor('the old event below the readable horizon', async () => {
+      const { rows } = await sql<{ below: boolean }>`select bool_and(log_xid < ${sql.raw(READABLE_HORIZON)}) as below
+        from outbox.events where stream_id = ${old}`.execute(t.db);
+      return rows[0]?.below === true;
+    });
     postbox = await startPostbox({
       pool: t.pool,
       connectionString: t.url,

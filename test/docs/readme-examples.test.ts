@@ -56,6 +56,10 @@ beforeAll(async () => {
       HOST: '127.0.0.1',
       PORT: String(port),
       LOG_LEVEL: 'info',
+      // Small pools: the suite shares one server's max_connections among test files running in parallel.
+      POSTBOX_POOL_SIZE: '6',
+      POSTBOX_API_POOL_SIZE: '3',
+      POSTBOX_WORKER_CONCURRENCY: '2',
     }),
   );
   await server.waitForLine(/postbox is up/, 90_000);

@@ -29,6 +29,8 @@ async function start(env: Record<string, string>): Promise<string> {
     NODE_ENV: 'test',
     HOST: '127.0.0.1',
     PORT: '0',
+    POSTBOX_POOL_SIZE: '4',
+    POSTBOX_API_POOL_SIZE: '3',
     ...env,
   });
   const service = await startService({ ...config, runWorkers: false }, silentLogger);

@@ -68,7 +68,15 @@ describe('postbox demo', () => {
     const database = await createTestDatabase();
     const saved = { ...process.env };
     // The demo reads its configuration like `postbox demo` does: from the environment.
-    Object.assign(process.env, { DATABASE_URL: database.url, POSTBOX_AUTH: 'true', LOG_LEVEL: 'warn' });
+    // Small pools: the suite shares one server's max_connections among test files running in parallel.
+    Object.assign(process.env, {
+      DATABASE_URL: database.url,
+      POSTBOX_AUTH: 'true',
+      LOG_LEVEL: 'warn',
+      POSTBOX_POOL_SIZE: '6',
+      POSTBOX_API_POOL_SIZE: '3',
+      POSTBOX_WORKER_CONCURRENCY: '2',
+    });
     try {
       const out = capture();
       const report = await runDemo({

@@ -62,7 +62,11 @@ export interface ConsumerOptions<D extends EventDefinition, DB = OutboxDatabase>
   readonly retry?: Partial<RetryPolicy>;
   /** After max attempts: `dead_letter` (default) records the event and the stream continues; `block` keeps the stream waiting for an operator. */
   readonly onExhausted?: 'dead_letter' | 'block';
-  /** Where a consumer seen for the first time starts: `beginning` (default) or `now`. */
+  /**
+   * Where a consumer seen for the first time starts: `beginning` (default) or `now`. `now` is the gap-safe
+   * horizon at registration: every event committed afterwards is delivered; so are the few committed just
+   * before while an older transaction (in any database of the server) was still open — never one lost.
+   */
   readonly startFrom?: 'beginning' | 'now';
   /** Events handled per delivery transaction. Default `100`. */
   readonly batchSize?: number;

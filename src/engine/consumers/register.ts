@@ -8,7 +8,8 @@ import type { ConsumerDefinition } from './consumer.ts';
 /**
  * Writes the consumers' definitions to `outbox.consumers` and creates their partitions. A consumer seen
  * for the first time starts at the beginning of the log, or — with `startFrom: 'now'` — after everything
- * committed so far (its checkpoint is the current gap-safe horizon).
+ * committed so far (its checkpoint is the current gap-safe horizon; an event committed just before, while an
+ * older transaction was open, is still delivered, so none committed later can be skipped).
  *
  * The partition count of an existing consumer cannot change here: streams would move to other partitions
  * while events are in flight, breaking per-stream order. That is refused with a {@link ConfigError}.
