@@ -29,7 +29,9 @@ describe('consumer registration', () => {
     // back (on a shared server, another database's): until the horizon passes the old event, 'now' still
     // delivers it — never losing a later one. Wait for that, then 'now' must skip it.
     await waitFor('the old event below the readable horizon', async () => {
-      const { rows } = await sql<{ below: boolean }>`select bool_and(log_xid < ${sql.raw(READABLE_HORIZON)}) as below
+      const { rows } = await sql<{
+        below: boolean;
+      }>`select bool_and(log_xid < ${sql.raw(READABLE_HORIZON)}) as below
         from outbox.events where stream_id = ${old}`.execute(t.db);
       return rows[0]?.below === true;
     });
