@@ -26,6 +26,15 @@ export {
   type RetryPolicy,
 } from './consumers/consumer.ts';
 export type { DeliveryOutcome } from './consumers/drain.ts';
+export {
+  type DeadLetterDetail,
+  type DeadLetterSearch,
+  listPartitions,
+  listStuckStreams,
+  type PartitionState,
+  type StuckStream,
+  searchDeadLetters,
+} from './consumers/inspect.ts';
 export { createDb, type OutboxDatabase } from './db/database.ts';
 export {
   type DatabaseTarget,
