@@ -497,6 +497,15 @@ describe('appending from SQL', () => {
         await client.query('rollback');
       }
       expect(await stored('counter', stream)).toEqual({ events: [], version: undefined });
+      // In a transaction that already failed, both say so instead of surfacing Postgres' 25P02.
+      for (const target of [client, withoutStatus]) {
+        await client.query('begin');
+        await client.query('select 1/0').catch(() => undefined);
+        const failed = await failure(appendEvents(target, [Counted.create(stream, { writer: 'ts', n: 1 })]));
+        expect(failed).toBeInstanceOf(ValidationError);
+        expect(String((failed as Error).message)).toMatch(/failed: roll it back/);
+        await client.query('rollback');
+      }
       await client.query('begin');
       await appendEvents(withoutStatus, [Counted.create(stream, { writer: 'ts', n: 2 })]);
       await client.query('commit');

@@ -177,8 +177,14 @@ interface AppendExecutor {
 async function assertPgClientInTransaction(client: PgTransactionClient): Promise<void> {
   let status = client.getTransactionStatus?.() ?? null;
   if (status === null) {
-    const { rows } = await client.query<{ idle: boolean }>({ text: OUTSIDE_TRANSACTION_SQL });
-    status = rows[0]?.idle ? 'I' : 'T';
+    try {
+      const { rows } = await client.query<{ idle: boolean }>({ text: OUTSIDE_TRANSACTION_SQL });
+      status = rows[0]?.idle ? 'I' : 'T';
+    } catch (error) {
+      // in_failed_sql_transaction: the caller's transaction already failed.
+      if ((error as { code?: string }).code !== '25P02') throw error;
+      status = 'E';
+    }
   }
   if (status === 'I') {
     throw new ValidationError(
