@@ -29,6 +29,14 @@ export const isSchemaMismatch = (error) =>
  * with errors. Plain `application/json` so expected refusals come back as GraphQL errors in the body.
  */
 export async function gql(query, variables = {}) {
+  const body = await gqlResponse(query, variables);
+  const first = body.errors?.[0];
+  if (first) throw new ApiError(first.message, first.extensions?.code ?? 'ERROR');
+  return body.data;
+}
+
+/** The whole GraphQL response `{ data, errors }` (partial data with field errors); throws only when unreachable. */
+export async function gqlResponse(query, variables = {}) {
   const key = storedKey();
   const headers = { 'content-type': 'application/json', accept: 'application/json' };
   if (key) headers.authorization = `Bearer ${key}`;
@@ -48,9 +56,7 @@ export async function gql(query, variables = {}) {
   } catch {
     throw new ApiError(`The server answered ${response.status} without a GraphQL body`, 'HTTP');
   }
-  const first = body.errors?.[0];
-  if (first) throw new ApiError(first.message, first.extensions?.code ?? 'ERROR');
-  return body.data;
+  return body;
 }
 
 /**

@@ -3,7 +3,7 @@
 // is served) and uPlot for sparklines. Data comes from the public GraphQL API only, with the user's API key.
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { ApiError, forgetKey, gql, storedKey, storeKey } from './api.js';
+import { forgetKey, gqlResponse, storedKey, storeKey } from './api.js';
 import { ConsumerView } from './consumer.js';
 import { DeadLettersView } from './dead-letters.js';
 import { EventsView } from './events.js';
@@ -11,8 +11,8 @@ import { OverviewView } from './overview.js';
 import { html, route } from './ui.js';
 
 /**
- * What the key may do, found by asking: an admin-only read (`consumers`) decides admin; failing that with
- * FORBIDDEN, `logHead` decides read-only (events:read). No key is asked for when the server has auth off
+ * What the key may do, found by asking in one request: `logHead` needs events:read, `consumer` (nullable,
+ * so a refusal nulls only that field) needs admin. No key is asked for when the server has auth off
  * (config.json says which).
  */
 async function detectRole() {
@@ -20,20 +20,19 @@ async function detectRole() {
     const config = await fetch('./config.json').then((response) => response.json());
     if (config.auth) return { role: 'none', reason: '' };
   }
-  try {
-    await gql('{ consumers { name } }');
-    return { role: 'admin', authOff: !storedKey() };
-  } catch (error) {
-    if (!(error instanceof ApiError)) throw error;
-    if (error.code === 'UNAUTHENTICATED') return { role: 'none', reason: storedKey() ? error.message : '' };
-    if (error.code !== 'FORBIDDEN') return { role: 'down', reason: error.message };
-  }
-  try {
-    await gql('{ logHead }');
-    return { role: 'read' };
-  } catch (error) {
-    return { role: 'denied', reason: error.message };
-  }
+  const { data, errors = [] } = await gqlResponse('{ logHead adminProbe: consumer(name: "") { name } }');
+  const codes = errors.map((error) => error.extensions?.code);
+  if (codes.includes('UNAUTHENTICATED'))
+    return { role: 'none', reason: storedKey() ? errors[0].message : '' };
+  if (data && errors.length === 0) return { role: 'admin', authOff: !storedKey() };
+  const onlyAdminRefused = errors.every(
+    (error) => error.extensions?.code === 'FORBIDDEN' && error.path?.[0] === 'adminProbe',
+  );
+  if (data && onlyAdminRefused) return { role: 'read' };
+  return {
+    role: codes.every((code) => code === 'FORBIDDEN') ? 'denied' : 'down',
+    reason: errors[0]?.message ?? 'The API gave no answer',
+  };
 }
 
 function parseHash() {

@@ -122,6 +122,9 @@ export function DeadLettersView({ params, admin }) {
     ${
       admin
         ? html`<div class="actions">
+            <label class="check"><input type="checkbox" checked=${letters.length > 0 && chosen.length === letters.length}
+              disabled=${letters.length === 0}
+              onChange=${(event) => setSelected(new Set(event.currentTarget.checked ? letters.map((l) => l.id) : []))} /> Select this page</label>
             <button type="button" disabled=${chosen.length === 0 || busy}
               onClick=${() => setConfirm({ plan: planFor(chosen), what: `the ${chosen.length} selected dead letter${chosen.length === 1 ? '' : 's'}` })}>
               Redrive selected (${chosen.length})</button>

@@ -72,7 +72,7 @@ export function OverviewView({ admin }) {
   const h = history.current;
   const consumers = poll.data?.consumers ?? [];
   return html`<h1>Overview</h1>
-    <p class="meta" aria-live="polite">Live: polled every ${POLL_MS / 1000} s${poll.data ? `, last at ${poll.data.at.toLocaleTimeString()}` : ''}. Sparklines cover the time this page has been open.</p>
+    <p class="meta">Live: polled every ${POLL_MS / 1000} s${poll.data ? `, last at ${poll.data.at.toLocaleTimeString()}` : ''}. Sparklines cover the time this page has been open.</p>
     <${ErrorNote} error=${poll.error} />
     ${
       admin
