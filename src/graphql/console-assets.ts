@@ -139,9 +139,8 @@ export function createConsoleRoutes(
       return true;
     }
     loaded ??= loadAssets();
-    const name =
-      decodeURIComponent(url.slice(CONSOLE_PATH.length + 1).split(/[?#]/)[0] ?? '') || 'index.html';
-    const asset = loaded.assets.get(name);
+    // Looked up by the raw path in a fixed map: nothing is read from disk per request, nothing escapes.
+    const asset = loaded.assets.get(url.slice(CONSOLE_PATH.length + 1).split(/[?#]/)[0] || 'index.html');
     if (!asset) {
       response.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('Not found\n');
       return true;
