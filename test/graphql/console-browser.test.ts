@@ -231,6 +231,8 @@ describe.skipIf(missing !== undefined)('the operations console in a real browser
       .not.toBe('0');
     await placeOrders(10);
     await page.waitForTimeout(2500);
+    // This server has no destinations or horizonHolders yet: their panels stay hidden, without errors.
+    expect(await page.locator('[data-panel]').count()).toBe(0);
     await screenshots(page, 'overview');
     expect(problems.get(page)).toEqual([]);
     await page.close();
@@ -280,7 +282,17 @@ describe.skipIf(missing !== undefined)('the operations console in a real browser
     const page = await newPage();
     await signIn(page, adminKey);
     await page.goto(consoleUrl('#/consumer/audit'));
-    await page.getByRole('button', { name: 'Pause' }).click();
+    await page.getByRole('button', { name: 'Pause' }).waitFor();
+    // Keyboard: Tab lands on a real link with a visible focus ring; Enter on a focused button acts.
+    await page.keyboard.press('Tab');
+    const focused = await page.evaluate(() => {
+      const element = document.activeElement as HTMLElement;
+      const style = getComputedStyle(element);
+      return { tag: element.tagName, outline: style.outlineStyle, width: style.outlineWidth };
+    });
+    expect(focused).toEqual({ tag: 'A', outline: 'solid', width: '3px' });
+    await page.getByRole('button', { name: 'Pause' }).focus();
+    await page.keyboard.press('Enter');
     await page.getByRole('button', { name: 'Resume' }).waitFor();
     const status = async () =>
       (await sql<{ status: string }>`select status from outbox.consumers where name = 'audit'`.execute(t.db))
@@ -322,6 +334,11 @@ describe.skipIf(missing !== undefined)('the operations console in a real browser
     expect(summary).toContain(`after position ${after}`);
     await screenshots(page, 'replay-confirm');
     expect((await effects('audit')).length).toBe(handledBefore); // nothing happens before confirming
+    await page.keyboard.press('Escape'); // cancels
+    await expect.poll(() => dialog.count()).toBe(0);
+    await page.waitForTimeout(500);
+    expect((await effects('audit')).length).toBe(handledBefore);
+    await page.getByRole('button', { name: 'Replay…' }).click();
     await dialog.getByRole('button', { name: `Replay ${expected} events` }).click();
     await page.getByRole('status').getByText('Replay of audit started').waitFor();
     await waitFor(
