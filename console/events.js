@@ -67,6 +67,7 @@ export function EventsView({ params }) {
     <div class="actions">
       <label class="check"><input type="checkbox" checked=${tail} onChange=${(e) => setTail(e.currentTarget.checked)} /> Live tail (new events as they commit, every ${POLL_MS / 1000} s)</label>
     </div>
+    ${params.correlationId && !tail ? html`<${CausationTree} correlationId=${params.correlationId} />` : null}
     ${
       tail
         ? html`<${LiveTail} filter=${filter} />`
@@ -135,4 +136,39 @@ function EventTable({ events, testid = 'events' }) {
         }`,
     )}</tbody>
   </table></div>`;
+}
+
+/**
+ * What one request caused, drawn as a tree: every event of the correlation id, each under the event whose
+ * handler appended it (`metadata.causationId`); events the request appended itself are the roots.
+ */
+function CausationTree({ correlationId }) {
+  const poll = usePoll(
+    () =>
+      gql(EVENTS, { first: 500, filter: { correlationId } }).then((d) => d.events.edges.map((e) => e.node)),
+    0,
+    [correlationId],
+  );
+  const events = poll.data ?? [];
+  const ids = new Set(events.map((e) => e.id));
+  const children = new Map();
+  for (const event of events) {
+    const parent = ids.has(event.metadata?.causationId) ? event.metadata.causationId : null;
+    children.set(parent, [...(children.get(parent) ?? []), event]);
+  }
+  const branch = (parent) => {
+    const nodes = children.get(parent) ?? [];
+    if (nodes.length === 0) return null;
+    return html`<ul>${nodes.map(
+      (
+        e,
+      ) => html`<li><a href=${route('/events', { streamType: e.streamType, streamId: e.streamId })}>${e.type}</a>
+        <span class="meta"> ${e.streamType}/${e.streamId} #${e.streamVersion} · position ${e.position}</span>${branch(e.id)}</li>`,
+    )}</ul>`;
+  };
+  return html`<section class="panel tree" aria-labelledby="tree-h" data-testid="causation-tree">
+    <h2 id="tree-h">Causation tree of this request</h2>
+    <${ErrorNote} error=${poll.error} />
+    ${poll.data && events.length === 0 ? html`<p>No events carry this correlation id.</p>` : branch(null)}
+  </section>`;
 }

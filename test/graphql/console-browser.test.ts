@@ -370,6 +370,31 @@ describe.skipIf(missing !== undefined)('the operations console in a real browser
     await expect
       .poll(() => page.getByTestId('tail').locator('tbody tr').count(), { timeout: 10_000 })
       .toBe(1);
+
+    // A request's causation tree: the order it placed, and under it what the handlers appended in turn.
+    await gqlData(
+      server.url,
+      'mutation { addProduct(input: {sku: "TREE", name: "Tree", priceCents: 500, stock: 100}) { __typename } }',
+      {},
+      asAdmin(),
+    );
+    const correlation = randomUUID();
+    await gqlData(
+      server.url,
+      'mutation P($input: PlaceOrderInput!) { placeOrder(input: $input) { __typename } }',
+      { input: { customerId: 'tree', idempotencyKey: randomUUID(), lines: [{ sku: 'TREE', quantity: 1 }] } },
+      { ...asAdmin(), 'x-correlation-id': correlation },
+    );
+    await waitFor('the order shipped', async () => {
+      const { rows } = await sql<{ n: string }>`select count(*)::text as n from outbox.events
+        where type = 'OrderShipped' and metadata->>'correlationId' = ${correlation}`.execute(t.db);
+      return rows[0]?.n === '1';
+    });
+    await page.goto(consoleUrl(`#/events?correlationId=${correlation}`));
+    const tree = page.getByTestId('causation-tree');
+    await expect.poll(() => tree.locator('ul ul li').count(), { timeout: 10_000 }).toBeGreaterThan(0);
+    expect(await tree.locator(':scope > ul > li > a').first().innerText()).toBe('OrderPlaced');
+    await screenshots(page, 'causation-tree');
     expect(problems.get(page)).toEqual([]);
     await page.close();
   }, 120_000);
