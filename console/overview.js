@@ -53,6 +53,9 @@ export function OverviewView({ admin }) {
       const total = Object.values(appended).reduce((a, b) => a + b, 0);
       push(h.appended, seconds ? total / seconds : 0);
       for (const [type, n] of Object.entries(appended)) h.byType[type] = (h.byType[type] ?? 0) + n;
+      h.rateByType = Object.fromEntries(
+        Object.entries(appended).map(([type, n]) => [type, seconds ? n / seconds : 0]),
+      );
       for (const consumer of consumers) {
         h.consumers[consumer.name] ??= { lag: [], rate: [], times: [], handled: undefined };
         const c = h.consumers[consumer.name];
@@ -91,17 +94,18 @@ export function OverviewView({ admin }) {
         <div class="metric-row"><span>Appended per second</span><strong data-testid="appended-rate">${num(Math.round((h.appended.at(-1) ?? 0) * 10) / 10)}</strong></div>
         <${Sparkline} times=${[...h.times]} values=${[...h.appended]} label="events appended per second" width=${280} />
         <table class="compact">
-          <caption>Since this page opened, by type</caption>
-          <thead><tr><th scope="col">Type</th><th scope="col" class="num">Events</th></tr></thead>
+          <caption>By type: per second over the last poll, and since this page opened</caption>
+          <thead><tr><th scope="col">Type</th><th scope="col" class="num">Per second</th><th scope="col" class="num">Events</th></tr></thead>
           <tbody>
             ${
               Object.keys(h.byType).length === 0
-                ? html`<tr><td colspan="2">None yet</td></tr>`
+                ? html`<tr><td colspan="3">None yet</td></tr>`
                 : Object.entries(h.byType)
                     .sort((a, b) => b[1] - a[1])
                     .map(
                       ([type, n]) =>
-                        html`<tr><td><a href=${route('/events', { types: type })}>${type}</a></td><td class="num">${num(n)}</td></tr>`,
+                        html`<tr><td><a href=${route('/events', { types: type })}>${type}</a></td>
+                          <td class="num">${num(Math.round((h.rateByType?.[type] ?? 0) * 10) / 10)}</td><td class="num">${num(n)}</td></tr>`,
                     )
             }
           </tbody>
