@@ -140,6 +140,9 @@ async function screenshots(page: Page, view: string): Promise<void> {
     await page.setViewportSize({ width: size.width, height: size.height });
     await page.waitForTimeout(300);
     await page.screenshot({ path: path.join(SCREENSHOTS, `${view}-${size.name}.png`) });
+    // Usable at that width: the page itself never scrolls sideways (wide tables scroll in their own box).
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow, `${view} at ${size.name} scrolls sideways`).toBeLessThanOrEqual(0);
   }
   await page.setViewportSize({ width: 1280, height: 800 });
 }
