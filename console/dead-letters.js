@@ -153,8 +153,7 @@ export function DeadLettersView({ params, admin }) {
                 : null
             }
             <div class="letter-summary">
-              <p><strong>${letter.event.type}</strong> on
-                <a href=${route('/events', { streamType: letter.event.streamType, streamId: letter.event.streamId })}>${letter.event.streamType}/${letter.event.streamId}</a>
+              <p><strong>${letter.event.type}</strong>${' on '}<a href=${route('/events', { streamType: letter.event.streamType, streamId: letter.event.streamId })}>${letter.event.streamType}/${letter.event.streamId}</a>${' '}
                 #${letter.event.streamVersion} · ${letter.consumer} · ${letter.attempts} attempt${letter.attempts === 1 ? '' : 's'} · dead ${when(letter.deadAt)}
                 ${letter.redriveRequestedAt ? html` · <em>redrive queued</em>` : null}</p>
               <p class="error-text" data-testid="letter-error">${letter.error}</p>
