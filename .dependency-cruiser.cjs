@@ -5,6 +5,8 @@
  *   src/shop     the reference app: uses the engine only through its public entry, src/engine/index.ts
  *   src/…        the service (GraphQL, auth, CLI, config, embedded Postgres, observability): uses the
  *                engine only through its public entry as well
+ *   console/     the operations console (browser modules, served as files by src/graphql/console-assets.ts):
+ *                nothing in src imports it, and it reaches the service only through /graphql
  */
 module.exports = {
   forbidden: [
@@ -29,6 +31,14 @@ module.exports = {
       severity: 'error',
       from: { path: '^src/shop/' },
       to: { path: '^src/', pathNot: '^src/(shop|engine)/' },
+    },
+    {
+      name: 'console-is-browser-code',
+      comment:
+        'console/ is the operations console, run by browsers and served as static files: nothing in src imports it.',
+      severity: 'error',
+      from: { path: '^src/' },
+      to: { path: '^console/' },
     },
     {
       name: 'no-circular',

@@ -6,6 +6,7 @@ import { WebSocketServer } from 'ws';
 import { POSTBOX_VERSION } from '../config/version.ts';
 import type { Readiness } from '../observability/health.ts';
 import { createOpsRoutes, OPS_PATHS } from '../observability/routes.ts';
+import { CONSOLE_PATH, createConsoleRoutes } from './console-assets.ts';
 import { type LandingLink, renderLandingPage } from './landing-page.ts';
 import { DEFAULT_MAX_CONNECTIONS_PER_PRINCIPAL, PrincipalQuota } from './principal-quotas.ts';
 import { refuseForeignRequest } from './same-site.ts';
@@ -83,6 +84,11 @@ function landingLinks(options: ApiServerOptions): LandingLink[] {
           title: '/graphql',
           description: 'the GraphQL endpoint (POST, GET, SSE, WebSocket)',
         },
+    {
+      href: `${CONSOLE_PATH}/`,
+      title: 'Console',
+      description: 'consumers, lag, dead letters and the event log, live (uses the same API keys)',
+    },
     { href: OPS_PATHS.health, title: OPS_PATHS.health, description: 'liveness' },
   ];
   if (options.readiness) {
@@ -103,7 +109,8 @@ const isEventStream = (accept: string | undefined) => accept?.includes('text/eve
 /**
  * Serves the GraphQL API over HTTP on one path, `/graphql`: queries and mutations by GET or POST,
  * subscriptions over SSE (yoga's own) and over WebSocket (graphql-ws protocol, on the same path). The same
- * server answers `/healthz`, `/readyz` and `/metrics` without credentials (see observability/routes.ts).
+ * server answers `/healthz`, `/readyz` and `/metrics` without credentials (see observability/routes.ts), and
+ * serves the operations console's static files under `/console` (console-assets.ts).
  */
 export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
   const api = createGraphqlApi(options);
@@ -114,6 +121,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     readiness: options.readiness,
     logger: options.logger,
   });
+  const consoleRoutes = createConsoleRoutes({ authEnabled: options.auth.enabled });
   const landingPage = renderLandingPage({ version: POSTBOX_VERSION, links: landingLinks(options) });
   const authEnabled = options.auth.enabled;
   const server = createServer((request, response) => {
@@ -125,6 +133,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       return;
     }
     if (opsRoutes(request, response)) return;
+    if (consoleRoutes(request, response)) return;
     if (request.url === '/' && (request.method === 'GET' || request.method === 'HEAD')) {
       response.writeHead(200, {
         'content-type': 'text/html; charset=utf-8',

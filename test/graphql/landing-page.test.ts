@@ -34,6 +34,7 @@ describe('GET /', () => {
     const html = await response.text();
     expect(html).toContain('transactional outbox');
     expect(html).toContain('href="/graphql">GraphiQL');
+    expect(html).toContain('href="/console/">Console');
     expect(html).toContain('href="/healthz"');
     expect(html).toContain('href="/readyz"');
     expect(html).not.toContain('href="/metrics"'); // no metrics given to this server: no dead link

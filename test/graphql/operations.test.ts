@@ -220,6 +220,19 @@ describe('the operator surface in GraphQL', () => {
       where stream_id = ${stream}`.execute(t.db);
     const position = rows[0]?.position as string;
     const before = BigInt(position) - 1n;
+    const preview = await gqlData<{ consumer: { replayPreview: Record<string, unknown> } }>(
+      api,
+      'query P($after: String) { consumer(name: "audit") { replayPreview(afterPosition: $after) { events streams firstPosition lastPosition eventTypes } } }',
+      { after: String(before) },
+      asAdmin(),
+    );
+    expect(preview.consumer.replayPreview).toEqual({
+      events: 1,
+      streams: 1,
+      firstPosition: position,
+      lastPosition: position,
+      eventTypes: ['Ticked'],
+    });
     const replay = await gqlData<{ replayConsumer: { __typename: string } }>(
       api,
       'mutation R($input: ReplayConsumerInput!) { replayConsumer(input: $input) { __typename } }',

@@ -93,6 +93,35 @@ describe('the packed package, installed in an empty folder', () => {
     expect(files).toContain(path.join('migrations', 'engine', '000004_append_function.sql'));
   });
 
+  it("serves the console from the installed package: its own files and its dependencies' browser modules", async () => {
+    const assets = path.join(appDir, 'node_modules', 'postbox', 'dist', 'graphql', 'console-assets.js');
+    const script = `
+      import { createServer } from 'node:http';
+      const { createConsoleRoutes } = await import(${JSON.stringify(`file://${assets}`)});
+      const routes = createConsoleRoutes({ authEnabled: true });
+      const server = createServer((q, r) => routes(q, r) || r.writeHead(404).end()).listen(0, '127.0.0.1');
+      await new Promise((resolve) => server.once('listening', resolve));
+      const statuses = {};
+      for (const file of ['', 'app.js', 'vendor/preact.mjs', 'vendor/hooks.mjs', 'vendor/htm.mjs', 'vendor/uPlot.esm.js']) {
+        statuses[file] = (await fetch('http://127.0.0.1:' + server.address().port + '/console/' + file)).status;
+      }
+      server.close();
+      console.log(JSON.stringify(statuses));`;
+    const result = await run(node24, ['--no-experimental-strip-types', '--input-type=module', '-e', script], {
+      cwd: appDir,
+      timeoutMs: 60_000,
+    });
+    expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(JSON.parse(result.stdout)).toEqual({
+      '': 200,
+      'app.js': 200,
+      'vendor/preact.mjs': 200,
+      'vendor/hooks.mjs': 200,
+      'vendor/htm.mjs': 200,
+      'vendor/uPlot.esm.js': 200,
+    });
+  });
+
   it('runs app.mjs on Node 24 as plain JavaScript (no type stripping), and again after a restart', async () => {
     await exerciseApp({ node: node24, args: ['--no-experimental-strip-types', 'app.mjs'], restart: true });
   });

@@ -16,6 +16,7 @@ const PACKED_SOURCES = [
   'schema.graphql',
   'src',
   'bin',
+  'console',
   'migrations',
   'sql',
 ];

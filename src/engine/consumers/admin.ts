@@ -105,18 +105,7 @@ export async function replayConsumer<DB>(
         .where('name', '=', name)
         .executeTakeFirst();
       if (!consumer) throw new NotFoundError(`No consumer named ${name}`);
-      let point = { logXid: '0', position: '0' };
-      if (options.afterPosition !== undefined && options.afterPosition !== '0') {
-        if (!/^\d{1,19}$/.test(options.afterPosition))
-          throw new ValidationError('position must be a whole number', 'position');
-        const { rows } = await sql<{ log_xid: string; position: string }>`
-        select log_xid::text, position::text from outbox.events where position = ${options.afterPosition}`.execute(
-          trx,
-        );
-        const row = rows[0];
-        if (!row) throw new NotFoundError(`No event at position ${options.afterPosition}`);
-        point = { logXid: row.log_xid, position: row.position };
-      }
+      const point = await replayPoint(trx, options);
       for (let partition = 0; partition < consumer.partitions; partition++) {
         await sql`select pg_advisory_xact_lock(${sql.raw(partitionLockArgs(name, partition))})`.execute(trx);
       }
@@ -126,6 +115,74 @@ export async function replayConsumer<DB>(
       await trx.deleteFrom('outbox.blocked_streams').where('consumer', '=', name).execute();
       await requestPoll(trx);
     });
+}
+
+/** What {@link previewReplay} says a replay would re-deliver now. */
+export interface ReplayPreview {
+  /** Committed events of the consumer's types (and stream types) after the position. */
+  readonly events: number;
+  /** Distinct streams among them. */
+  readonly streams: number;
+  /** Position of the first and the last of them (`null` when there are none). */
+  readonly firstPosition: string | null;
+  readonly lastPosition: string | null;
+  /** The event types the consumer handles. */
+  readonly eventTypes: readonly string[];
+}
+
+/**
+ * What {@link replayConsumer} with the same options would re-deliver if it ran now: the consumer's events
+ * after the position, in the log's read order (events appended later are delivered too, as new ones). Read
+ * only; `NotFoundError` for an unknown consumer or a position with no event.
+ */
+export async function previewReplay<DB>(
+  db: Kysely<DB>,
+  name: string,
+  options: ReplayOptions = {},
+): Promise<ReplayPreview> {
+  const view = engineView(db);
+  const consumer = await view
+    .selectFrom('outbox.consumers')
+    .select(['event_types', 'stream_types'])
+    .where('name', '=', name)
+    .executeTakeFirst();
+  if (!consumer) throw new NotFoundError(`No consumer named ${name}`);
+  const point = await replayPoint(view, options);
+  const { rows } = await sql<{ events: string; streams: string; first: string | null; last: string | null }>`
+    select count(*)::text as events, count(distinct (e.stream_type, e.stream_id))::text as streams,
+           min(e.position)::text as first, max(e.position)::text as last
+    from outbox.events e
+    where (e.log_xid, e.position) > (${point.logXid}::xid8, ${point.position}::bigint)
+      and e.type = any (${consumer.event_types}::text[])
+      and (${consumer.stream_types}::text[] is null or e.stream_type = any (${consumer.stream_types}::text[]))`.execute(
+    view,
+  );
+  const row = rows[0];
+  return {
+    events: Number(row?.events ?? 0),
+    streams: Number(row?.streams ?? 0),
+    firstPosition: row?.first ?? null,
+    lastPosition: row?.last ?? null,
+    eventTypes: consumer.event_types,
+  };
+}
+
+/** The checkpoint a replay rewinds to: just before the event after `afterPosition` (or the log's start). */
+async function replayPoint(
+  executor: Executor,
+  options: ReplayOptions,
+): Promise<{ logXid: string; position: string }> {
+  if (options.afterPosition === undefined || options.afterPosition === '0')
+    return { logXid: '0', position: '0' };
+  if (!/^\d{1,19}$/.test(options.afterPosition))
+    throw new ValidationError('position must be a whole number', 'position');
+  const { rows } = await sql<{ log_xid: string; position: string }>`
+    select log_xid::text, position::text from outbox.events where position = ${options.afterPosition}`.execute(
+    executor,
+  );
+  const row = rows[0];
+  if (!row) throw new NotFoundError(`No event at position ${options.afterPosition}`);
+  return { logXid: row.log_xid, position: row.position };
 }
 
 /** Which dead letters to redrive. */

@@ -8,6 +8,8 @@ import {
   NotFoundError,
   type PartitionState,
   pauseConsumer,
+  previewReplay,
+  type ReplayPreview,
   redriveDeadLetters,
   replayConsumer,
   resumeConsumer,
@@ -64,6 +66,19 @@ const StuckStreamRef = builder.objectRef<StuckStream>('StuckStream').implement({
   }),
 });
 
+const ReplayPreviewRef = builder.objectRef<ReplayPreview>('ReplayPreview').implement({
+  description:
+    'What `replayConsumer` with the same position would re-deliver if it ran now (events appended later ' +
+    'are delivered too, as new ones).',
+  fields: (t) => ({
+    events: t.exposeInt('events', { description: 'Committed events of its types after the position.' }),
+    streams: t.exposeInt('streams', { description: 'Distinct streams among them.' }),
+    firstPosition: t.exposeString('firstPosition', { nullable: true }),
+    lastPosition: t.exposeString('lastPosition', { nullable: true }),
+    eventTypes: t.exposeStringList('eventTypes', { description: 'The event types the consumer handles.' }),
+  }),
+});
+
 const ConsumerRef = builder.objectRef<ConsumerSummary>('Consumer').implement({
   description: 'A handler of events (payment, inventory…), summed over its partitions.',
   fields: (t) => ({
@@ -86,6 +101,18 @@ const ConsumerRef = builder.objectRef<ConsumerSummary>('Consumer').implement({
       description: 'Streams waiting on a failed event, the longest-failing first (at most `first`, ≤ 500).',
       args: { first: t.arg.int({ required: false, description: '0–500. Default 100.' }) },
       resolve: (consumer, args, context) => listStuckStreams(context.db, consumer.name, args.first ?? 100),
+    }),
+    replayPreview: t.field({
+      type: ReplayPreviewRef,
+      description:
+        'What a replay after `afterPosition` (default: the start of the log) would re-deliver now.',
+      args: { afterPosition: t.arg.string({ required: false }) },
+      resolve: (consumer, args, context) => {
+        const afterPosition = args.afterPosition ?? undefined;
+        if (afterPosition !== undefined && !/^\d{1,18}$/.test(afterPosition))
+          throw new ValidationError('afterPosition must be a log position', 'afterPosition');
+        return previewReplay(context.db, consumer.name, afterPosition === undefined ? {} : { afterPosition });
+      },
     }),
   }),
 });
