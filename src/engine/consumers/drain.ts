@@ -52,7 +52,9 @@ export async function drainPartition(
   options: DrainOptions,
 ): Promise<DrainResult> {
   const knownFailures = new Map<string, Failure>();
-  let careful = false;
+  // Handlers that act outside cannot be undone by a rollback: a savepoint each from the start, so a failure
+  // never reruns (and re-sends) the batch.
+  let careful = consumer.deliversOutside === true;
   for (;;) {
     const trx = await db.startTransaction().execute();
     try {
@@ -143,9 +145,13 @@ async function runBatch(context: BatchContext): Promise<DrainResult> {
   const batch = new Batch(context, state);
   let more = false;
   if (state.has_redrives) more = (await batch.redrive()) || more;
-  more = (await batch.retryDueStreams()) || more;
-  const fresh = (state.batch ?? []).map((row) => ({ ...row, occurred_at: new Date(row.occurred_at) }));
-  more = (await batch.deliverNew(fresh, state.head)) || more;
+  if (!batch.stopped) more = (await batch.retryDueStreams()) || more;
+  if (!batch.stopped) {
+    const fresh = (state.batch ?? []).map((row) => ({ ...row, occurred_at: new Date(row.occurred_at) }));
+    more = (await batch.deliverNew(fresh, state.head)) || more;
+  }
+  // Ended early after a failure: go on in a new transaction; deferred: not before the deferral ends.
+  if (batch.stopped) more = batch.deferredUntil === undefined;
   await batch.saveCheckpoint();
   return {
     status: more ? 'more' : 'drained',
