@@ -111,7 +111,7 @@ describe('webhook destinations', () => {
     await destination(r, {
       name: 'bulk',
       filter: { types: ['BulkPlaced'] },
-      retry: { initialDelayMs: 20, maxDelayMs: 200, maxAttempts: 50 },
+      retry: { initialDelayMs: 300, maxDelayMs: 600, maxAttempts: 50 },
       breaker: { failureThreshold: 1000 },
     });
     const streams = Array.from({ length: 200 }, (_, i) => `s${i}`);
