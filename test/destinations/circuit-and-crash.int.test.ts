@@ -144,7 +144,9 @@ describe('circuit breaker', () => {
       const duringOutage = r.requests.length - atOpen;
       // At most one probe per cool-down (1 s) over ~8 s, plus requests in flight when it opened.
       expect(duringOutage).toBeLessThanOrEqual(Math.ceil((Date.now() - openedAt) / 1000) + 1 + 4);
-      console.info(`outage: ${atOpen} requests before the circuit opened, ${duringOutage} during ${((Date.now() - openedAt) / 1000).toFixed(1)} s open`);
+      console.info(
+        `outage: ${atOpen} requests before the circuit opened, ${duringOutage} during ${((Date.now() - openedAt) / 1000).toFixed(1)} s open`,
+      );
       const view = await getDestination(t.db, 'outage');
       expect(view.circuit.lastError).toBe('HTTP 503: status 503');
       down = false;
@@ -190,7 +192,9 @@ describe('circuit breaker', () => {
       await new Promise((resolve) => setTimeout(resolve, 6000));
       const probes = r.requests.length - from;
       const seconds = (Date.now() - started) / 1000;
-      console.info(`two processes, dead receiver: ${probes} requests in ${seconds.toFixed(1)} s (cool-down 1 s)`);
+      console.info(
+        `two processes, dead receiver: ${probes} requests in ${seconds.toFixed(1)} s (cool-down 1 s)`,
+      );
       expect(probes).toBeGreaterThanOrEqual(Math.floor(seconds / 2)); // it does probe
       expect(probes).toBeLessThanOrEqual(Math.ceil(seconds) + 1);
     } finally {
