@@ -522,6 +522,8 @@ export async function registerDestinations<DB>(
   await engineView(db)
     .transaction()
     .execute(async (trx) => {
+      // Processes starting together register the same definitions: one at a time.
+      await sql`select pg_advisory_xact_lock(hashtext('postbox:register-destinations'))`.execute(trx);
       for (const { spec } of definitions) {
         const { rows } = await sql<{ declared_in: string | null; kind: string; partitions: number }>`
           select d.declared_in, c.kind, c.partitions from outbox.consumers c
