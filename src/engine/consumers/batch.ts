@@ -253,7 +253,8 @@ export class Batch {
       return known;
     }
     const started = performance.now();
-    const savepoint = careful ? `d${++this.#savepointCounter}` : undefined;
+    // A handler that delivers outside writes nothing in the transaction: no savepoint to undo it with.
+    const savepoint = careful && !consumer.deliversOutside ? `d${++this.#savepointCounter}` : undefined;
     if (savepoint) await sql.raw(`savepoint ${savepoint}`).execute(trx);
     const failure = await invokeHandler({
       consumer,
@@ -277,7 +278,7 @@ export class Batch {
     knownFailures.set(row.id, failure);
     recentFailures.remember(consumer.name, row.id, failure);
     if (!careful || failure.poisonsTransaction) throw new RerunCarefully(failure.poisonsTransaction);
-    await sql.raw(`rollback to savepoint ${savepoint}`).execute(trx);
+    if (savepoint) await sql.raw(`rollback to savepoint ${savepoint}`).execute(trx);
     return failure;
   }
 
