@@ -55,12 +55,14 @@ export async function drainPartition(
   // Handlers that act outside cannot be undone by a rollback: a savepoint each from the start, so a failure
   // never reruns (and re-sends) the batch.
   let careful = consumer.deliversOutside === true;
+  /** A rerun after a failure in this call (not merely careful from the start). */
+  let rerun = false;
   for (;;) {
     const trx = await db.startTransaction().execute();
     try {
       // A careful rerun waits for the lock longer than any handler may take: otherwise a drain queued on
       // the lock takes the partition, calls the same hanging handler, and the failure is never recorded.
-      const lockWait = careful ? `${Math.trunc(consumer.timeoutMs * 2 + 1000)}ms` : LOCK_WAIT;
+      const lockWait = rerun ? `${Math.trunc(consumer.timeoutMs * 2 + 1000)}ms` : LOCK_WAIT;
       try {
         await sql
           .raw(
@@ -107,6 +109,7 @@ export async function drainPartition(
         } catch (error) {
           if (!(error instanceof RerunCarefully) || error.abandonTransaction) throw error;
           careful = true;
+          rerun = true;
           await sql`rollback to savepoint batch`.execute(trx);
         }
       }
@@ -119,6 +122,7 @@ export async function drainPartition(
         // A timed-out handler may still be running with this transaction: it had to be abandoned whole (its
         // late queries now fail). The lock went with it; the rerun takes it again.
         careful = true;
+        rerun = true;
         continue;
       }
       throw error;
