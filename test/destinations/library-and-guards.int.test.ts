@@ -9,9 +9,11 @@ import {
   listDestinationAttempts,
   type Postbox,
   startPostbox,
+  updateDestination,
 } from '../../src/engine/index.ts';
 import { appendEvents } from '../../src/engine/outbox/append.ts';
 import { defineEvent } from '../../src/engine/outbox/event.ts';
+import { createMetrics } from '../../src/observability/metrics.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { WebhookReceiver } from '../helpers/webhook-receiver.ts';
@@ -182,5 +184,81 @@ describe('destinations as a library', () => {
       (await listDestinationAttempts(t.db, 'rebound')).some((a) => a.error?.includes('is not allowed')),
     );
     expect(r.requests.length).toBe(0);
+  });
+
+  it('updateDestination takes effect in the running process: a new URL and filter receive the next events', async () => {
+    const Moved = eventType('MovedTicked');
+    const Other = eventType('OtherTicked');
+    for (const postbox of running.splice(0)) await postbox.stop(); // the previous test's denies loopback
+    await start();
+    const before = await receiver();
+    const after = await receiver();
+    await create(before, { name: 'moving', filter: { types: ['MovedTicked'] } });
+    after.secrets = before.secrets;
+    await t.db.transaction().execute((trx) => appendEvents(trx, [Moved.create('m', { n: 1 })]));
+    await waitFor('first delivered', async () => before.acknowledged().length === 1, 5000);
+    const updated = await updateDestination(
+      t.db,
+      'moving',
+      { url: after.url, filter: { types: ['MovedTicked', 'OtherTicked'] } },
+      { addressPolicy: { allowPrivate: true } },
+    );
+    expect(updated.filter.types).toEqual(['MovedTicked', 'OtherTicked']);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    await t.db
+      .transaction()
+      .execute((trx) => appendEvents(trx, [Moved.create('m', { n: 2 }), Other.create('o', { n: 1 })]));
+    await waitFor('delivered to the new URL', async () => after.acknowledged().length === 2, 5000);
+    expect(before.requests.length).toBe(1);
+    expect(after.requests.every((req) => req.verifiedWith === 0)).toBe(true);
+  });
+
+  it('/metrics: requests per destination by result, latency, circuit state and consecutive failures', async () => {
+    const metrics = createMetrics(t.db, { defaultMetrics: false, cacheMs: 0 });
+    const base = { destination: 'moving', eventId: '00000000-0000-0000-0000-000000000001', attempt: 1 };
+    metrics.onDestinationAttempt({
+      ...base,
+      outcome: 'delivered',
+      status: 204,
+      durationMs: 12,
+      error: undefined,
+      responseSnippet: undefined,
+      at: new Date(),
+      verdict: 'delivered',
+      circuit: undefined,
+    });
+    metrics.onDestinationAttempt({
+      ...base,
+      outcome: 'failed',
+      status: 503,
+      durationMs: 30,
+      error: 'HTTP 503',
+      responseSnippet: undefined,
+      at: new Date(),
+      verdict: 'unavailable',
+      circuit: 'closed',
+    });
+    metrics.onDestinationAttempt({
+      ...base,
+      outcome: 'failed',
+      status: undefined,
+      durationMs: 300,
+      error: 'no response',
+      responseSnippet: undefined,
+      at: new Date(),
+      verdict: 'unavailable',
+      circuit: 'closed',
+    });
+    await sql`update outbox.destination_circuits set state = 'open', consecutive_failures = 7 where destination = 'moving'`.execute(
+      t.db,
+    );
+    const text = await metrics.render();
+    expect(text).toContain('postbox_destination_requests_total{destination="moving",result="2xx"} 1');
+    expect(text).toContain('postbox_destination_requests_total{destination="moving",result="5xx"} 1');
+    expect(text).toContain('postbox_destination_requests_total{destination="moving",result="no_response"} 1');
+    expect(text).toContain('postbox_destination_request_duration_seconds_count{destination="moving"} 3');
+    expect(text).toContain('postbox_destination_circuit_state{destination="moving"} 2');
+    expect(text).toContain('postbox_destination_consecutive_failures{destination="moving"} 7');
+    expect(text).toMatch(/postbox_consumer_lag_events\{consumer="moving"\} \d+/);
   });
 });
