@@ -62,10 +62,59 @@ export function describeResponse(response: WebhookResponse): string {
   return `HTTP ${response.status}${snippet ? `: ${snippet}` : ''}`;
 }
 
+/** How one delivery went, whatever the kind (HTTP today; a broker's publish ack for the broker kinds). */
+export interface TransportResult {
+  readonly verdict: WebhookVerdict;
+  /** The receiver's status, when it has one (HTTP). */
+  readonly status: number | undefined;
+  readonly durationMs: number;
+  /** Why it was not delivered (undefined when delivered). */
+  readonly error: string | undefined;
+  readonly snippet: string;
+  readonly retryAfterMs: number | undefined;
+}
+
+/**
+ * What a destination kind implements: deliver one event, say how it went. Everything else — order,
+ * retries, dead letters, the circuit, the attempt log — is the kind-independent part below. Broker kinds
+ * (NATS, RabbitMQ, Kafka) plug in here: `delivered` once the broker confirmed, `unavailable` when it did not.
+ */
+export interface DestinationTransport {
+  deliver(event: RecordedEvent): Promise<TransportResult>;
+}
+
+/** The webhook kind: one signed POST of the event as a CloudEvent. */
+export function webhookTransport(
+  destination: StoredDestination,
+  sender: WebhookSender,
+): DestinationTransport {
+  return {
+    async deliver(event) {
+      const response = await sender.send({
+        url: destination.settings.url,
+        id: event.id,
+        body: toCloudEvent(event),
+        secrets: signingSecrets(destination),
+        headers: destination.headers,
+        timeoutMs: destination.settings.timeoutMs,
+      });
+      const verdict = classifyResponse(response.status);
+      return {
+        verdict,
+        status: response.status,
+        durationMs: response.durationMs,
+        error: verdict === 'delivered' ? undefined : describeResponse(response),
+        snippet: response.snippet,
+        retryAfterMs: response.retryAfterMs,
+      };
+    },
+  };
+}
+
 /**
  * A destination as a consumer: the engine's drain gives it partitions by stream, per-stream order,
- * checkpoints, retries with backoff, dead letters, redrive, replay, pause and lag; its handler only sends
- * one webhook and says how it went.
+ * checkpoints, retries with backoff, dead letters, redrive, replay, pause and lag; its handler only
+ * delivers one event through the kind's transport and says how it went.
  *
  * Effectively once: the request is sent while the delivery transaction is open but is not part of it, so a
  * crash between the receiver's 2xx and the commit sends the event again. Every request of one event carries
@@ -77,18 +126,11 @@ export function destinationConsumer(
   deps: DeliveryDeps,
 ): ConsumerDefinition {
   const timeoutMs = destination.settings.timeoutMs;
+  const transport = webhookTransport(destination, deps.sender);
   const handle = async (event: RecordedEvent, _trx: unknown, context: HandlerContext): Promise<void> => {
     const admission = await circuit.admit(); // throws DeliveryDeferred while the circuit is open
-    const response = await deps.sender.send({
-      url: destination.settings.url,
-      id: event.id,
-      body: toCloudEvent(event),
-      secrets: signingSecrets(destination),
-      headers: destination.headers,
-      timeoutMs,
-    });
-    const verdict = classifyResponse(response.status);
-    const error = verdict === 'delivered' ? undefined : describeResponse(response);
+    const result = await transport.deliver(event);
+    const { verdict, error } = result;
     let circuitState: DestinationAttempt['circuit'];
     let deferUntil: Date | undefined;
     if (verdict === 'unavailable') {
@@ -110,17 +152,17 @@ export function destinationConsumer(
       eventId: event.id,
       attempt: context.attempt,
       outcome: verdict === 'delivered' ? 'delivered' : deferUntil ? 'deferred' : 'failed',
-      status: response.status,
-      durationMs: response.durationMs,
+      status: result.status,
+      durationMs: result.durationMs,
       error,
-      responseSnippet: response.snippet || undefined,
+      responseSnippet: result.snippet || undefined,
       at: new Date(),
       verdict,
       circuit: circuitState,
     });
     if (verdict === 'delivered') return;
     if (deferUntil) throw new DeliveryDeferred(deferUntil, error ?? 'deferred');
-    throw new DestinationDeliveryError(error ?? 'failed', response.status, response.retryAfterMs);
+    throw new DestinationDeliveryError(error ?? 'failed', result.status, result.retryAfterMs);
   };
   return Object.freeze({
     name: destination.name,
