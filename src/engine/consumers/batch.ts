@@ -84,6 +84,15 @@ export class Batch {
     if (this.#context.consumer.deliversOutside) this.#stopped = true;
   }
 
+  /**
+   * After a write (a stream released or advanced, a dead letter closed) the transaction has an xid, which
+   * holds back the log's readable horizon for every reader until it commits: a consumer delivering outside
+   * commits then, rather than sending more requests first.
+   */
+  #stopAfterWrite(): void {
+    if (this.#context.consumer.deliversOutside) this.#stopped = true;
+  }
+
   /** Dead letters an operator asked to redrive, in stream order. Streams parked by `block` go through retries instead. */
   async redrive(): Promise<boolean> {
     const { trx, consumer, partition } = this.#context;
@@ -100,6 +109,8 @@ export class Batch {
         if (this.#stopped) return true;
       } else {
         await closeDeadLetter(trx, row.dead_letter_id);
+        this.#stopAfterWrite();
+        if (this.#stopped) return true;
       }
     }
     return rows.length === consumer.batchSize;
@@ -177,6 +188,7 @@ export class Batch {
         await releaseStream(trx, consumer.name, block.stream_type, block.stream_id);
         this.#blocked.delete(streamKey(block.stream_type, block.stream_id));
       }
+      this.#stopAfterWrite();
     }
     return more;
   }
