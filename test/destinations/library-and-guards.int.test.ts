@@ -4,6 +4,7 @@ import { z } from 'zod';
 import {
   createDestination,
   type DestinationInput,
+  defineConsumer,
   defineDestination,
   getDestination,
   listDestinationAttempts,
@@ -260,5 +261,49 @@ describe('destinations as a library', () => {
     expect(text).toContain('postbox_destination_circuit_state{destination="moving"} 2');
     expect(text).toContain('postbox_destination_consecutive_failures{destination="moving"} 7');
     expect(text).toMatch(/postbox_consumer_lag_events\{consumer="moving"\} \d+/);
+  });
+
+  it("a failing request does not make the destination's transaction hold back the log for other consumers while it sends more", async () => {
+    const Held = eventType('HeldTicked');
+    const Probe = eventType('ProbeTicked');
+    const r = await receiver();
+    r.delayMs = 500;
+    r.respond = (req) => (req.event?.subject === 'heldticked/x' ? 500 : 200);
+    let handledAt: number | undefined;
+    for (const postbox of running.splice(0)) await postbox.stop();
+    await start({
+      consumers: [
+        defineConsumer({
+          name: 'horizon-probe',
+          on: [Probe],
+          startFrom: 'now',
+          async handle() {
+            handledAt = Date.now();
+          },
+        }),
+      ],
+    });
+    await create(r, {
+      name: 'held',
+      filter: { types: ['HeldTicked'] },
+      maxInFlight: 1,
+      retry: { initialDelayMs: 60_000, maxDelayMs: 60_000 },
+    });
+    // One partition: x fails first, then 20 slow requests follow in the same partition.
+    const events = [
+      Held.create('x', { n: 0 }),
+      ...Array.from({ length: 20 }, (_, i) => Held.create(`y${i}`, { n: i })),
+    ];
+    await t.db.transaction().execute((trx) => appendEvents(trx, events));
+    // The receiver answered x's 500; the destination records the failure (a write: its transaction now
+    // has an xid) and has 20 requests of 0.5 s left in the partition.
+    await waitFor('the failing request answered', async () => r.requests.some((req) => req.answered === 500));
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    const appended = Date.now();
+    await t.db.transaction().execute((trx) => appendEvents(trx, [Probe.create('p', { n: 1 })]));
+    await waitFor('the other consumer handled its event', async () => handledAt !== undefined, 30_000);
+    // The destination still has ~10 s of requests to send; the other consumer must not wait for them.
+    expect((handledAt ?? 0) - appended).toBeLessThan(4000);
+    expect(r.acknowledged().length).toBeLessThan(20);
   });
 });
