@@ -25,4 +25,4 @@ select
 from outbox.destination_recent_attempts a
 where a.destination = :'destination'
 order by a.at desc
-limit :'limit';
+limit :'limit'::integer;
