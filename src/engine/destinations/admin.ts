@@ -11,7 +11,7 @@ import { READABLE_HORIZON } from '../outbox/horizon.ts';
 import { WAKE_CHANNEL } from '../outbox/wake-channel.ts';
 import { type AddressPolicy, checkDestinationUrl } from './address-guard.ts';
 import { CLOUD_EVENT_SOURCE } from './cloud-event.ts';
-import { describeResponse } from './deliver.ts';
+import { describeResponse, signingSecrets } from './deliver.ts';
 import {
   type BreakerPolicy,
   type DestinationDefinition,
@@ -332,9 +332,7 @@ export async function testDestination<DB>(
   const sender = new WebhookSender(options.addressPolicy ?? {});
   const id = randomUUID();
   try {
-    const secrets = [destination.signingSecret];
-    if (destination.previousSecret && (destination.previousExpiresAt?.getTime() ?? 0) > Date.now())
-      secrets.push(destination.previousSecret);
+    const secrets = signingSecrets(destination);
     const response = await sender.send({
       url: destination.settings.url,
       id,
