@@ -320,6 +320,23 @@ describe('webhook destinations', () => {
     expect(Number(leftovers.rows[0]?.n)).toBe(0);
   });
 
+  it('pausing stops a batch in flight at its next event; resuming delivers the rest in order', async () => {
+    const Paused = eventType('PauseMidTicked');
+    const r = await receiver();
+    r.delayMs = 200;
+    await destination(r, { name: 'pause-mid', filter: { types: ['PauseMidTicked'] }, maxInFlight: 1 });
+    await append(Paused, ['p'], 30);
+    await waitFor('a few delivered', async () => r.acknowledged().length >= 3, 10_000);
+    await pauseDestination(t.db, 'pause-mid');
+    const atPause = r.requests.length;
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    // The request in flight finishes, and perhaps one sent before the change reached the process.
+    expect(r.requests.length - atPause).toBeLessThanOrEqual(2);
+    await resumeDestination(t.db, 'pause-mid');
+    await waitFor('the rest delivered', async () => r.acknowledged().length >= 30, 30_000);
+    expectStreamOrder(r.acknowledged());
+  });
+
   it('bad input gets a typed error and writes nothing', async () => {
     const before = await sql<{ n: number }>`select count(*)::int as n from outbox.consumers`.execute(t.db);
     const base = {

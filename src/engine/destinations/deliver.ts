@@ -124,10 +124,19 @@ export function destinationConsumer(
   destination: StoredDestination,
   circuit: Circuit,
   deps: DeliveryDeps,
+  /**
+   * Whether the destination is still active as this process last read it: a batch in flight when an
+   * operator pauses or deletes the destination stops at its next event instead of sending the rest.
+   */
+  isActive: () => boolean = () => true,
 ): ConsumerDefinition {
   const timeoutMs = destination.settings.timeoutMs;
   const transport = webhookTransport(destination, deps.sender);
   const handle = async (event: RecordedEvent, _trx: unknown, context: HandlerContext): Promise<void> => {
+    if (!isActive()) {
+      // Paused, disabled or deleted meanwhile: the event waits after the checkpoint (no attempt used).
+      throw new DeliveryDeferred(new Date(Date.now() + 60_000), `${destination.name} is not active`);
+    }
     const admission = await circuit.admit(); // throws DeliveryDeferred while the circuit is open
     const result = await transport.deliver(event);
     const { verdict, error } = result;

@@ -24,6 +24,8 @@ export interface DestinationSyncOptions extends DeliveryDeps {
 export class DestinationSync {
   readonly #options: DestinationSyncOptions;
   readonly #known = new Map<string, string>();
+  /** Destinations active as last read (paused, disabled and deleted ones are not). */
+  readonly #active = new Set<string>();
   #timer: NodeJS.Timeout | undefined;
   #unsubscribe: (() => void) | undefined;
   #running: Promise<void> | undefined;
@@ -76,6 +78,8 @@ export class DestinationSync {
     const seen = new Set<string>();
     for (const destination of stored) {
       seen.add(destination.name);
+      if (destination.state === 'active') this.#active.add(destination.name);
+      else this.#active.delete(destination.name);
       if (this.#known.get(destination.name) === destination.version) continue;
       const circuit = new Circuit(
         db,
@@ -83,13 +87,18 @@ export class DestinationSync {
         destination.breaker,
         destination.settings.timeoutMs + 5000,
       );
-      consumers.set(destination.name, destinationConsumer(destination, circuit, this.#options));
+      const name = destination.name;
+      consumers.set(
+        name,
+        destinationConsumer(destination, circuit, this.#options, () => this.#active.has(name)),
+      );
       this.#known.set(destination.name, destination.version);
       changed = true;
     }
     for (const name of [...this.#known.keys()]) {
       if (seen.has(name)) continue;
       consumers.delete(name);
+      this.#active.delete(name);
       this.#known.delete(name);
       changed = true;
     }
