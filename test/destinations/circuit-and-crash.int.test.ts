@@ -204,6 +204,30 @@ describe('circuit breaker', () => {
   });
 });
 
+describe('backpressure', () => {
+  it('two worker processes and a slow receiver: requests in flight never exceed maxInFlight across both', async () => {
+    const Slow = eventType('SlowBothTicked');
+    const r = await receiver();
+    r.delayMs = 100;
+    await destination(r, { name: 'slow-both', filter: { types: ['SlowBothTicked'] }, maxInFlight: 3 });
+    const a = await startWorker();
+    const b = await startWorker();
+    try {
+      const ids = await append(
+        Slow,
+        Array.from({ length: 60 }, (_, i) => `b${i}`),
+        1,
+      );
+      await waitFor('delivered', async () => r.acknowledged().length === ids.length, 30_000);
+      expect(r.maxInFlight).toBeLessThanOrEqual(3);
+      expect(r.maxInFlight).toBeGreaterThanOrEqual(2);
+    } finally {
+      await stopWorker(a, 'SIGTERM');
+      await stopWorker(b, 'SIGTERM');
+    }
+  });
+});
+
 describe('crash', () => {
   it('SIGKILL of the delivering process mid-batch: the new process redelivers the unacknowledged batch with the same webhook-ids; nothing is lost', async () => {
     const Crash = eventType('CrashTicked');
