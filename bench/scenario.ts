@@ -52,7 +52,7 @@ export interface BenchPlan {
      */
     readonly catchUpSeconds: number;
   };
-  /** Scenario 7: webhook destinations to a local receiver. */
+  /** Scenario 8: webhook destinations to a local receiver. */
   readonly webhook: {
     /** Backlog delivered flat out (events/s). */
     readonly events: number;

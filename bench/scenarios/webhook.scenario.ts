@@ -55,7 +55,7 @@ class Receiver {
 }
 
 /**
- * Scenario 7: webhook delivery to a receiver on loopback, in the bench's process (Postbox with its defaults:
+ * Scenario 8: webhook delivery to a receiver on loopback, in the bench's process (Postbox with its defaults:
  * 8 in flight, batches of 50, Standard Webhooks signatures, CloudEvents bodies).
  * 1. Throughput: a backlog appended while the destination is paused, then resumed — events/s until all
  *    arrived (first arrival of each webhook-id).
@@ -163,7 +163,7 @@ export const webhookScenario: ScenarioModule = {
 
       const rows: TableRow[] = [
         {
-          scenario: '7 Webhooks',
+          scenario: '8 Webhooks',
           figure: 'events/s delivered',
           median: formatCount(throughput),
           spread: `${settings.events} events, ${settings.streams} streams`,
@@ -171,7 +171,7 @@ export const webhookScenario: ScenarioModule = {
           target: '',
         },
         {
-          scenario: '7 Webhooks 25 % load',
+          scenario: '8 Webhooks 25 % load',
           figure: 'commit→received ms',
           median: `p50 ${formatMs(latency.p50)}`,
           spread: `p99 ${formatMs(latency.p99)} · max ${formatMs(latency.max)}`,
@@ -179,7 +179,7 @@ export const webhookScenario: ScenarioModule = {
           target: '',
         },
         {
-          scenario: `7 Webhooks ${settings.outageSeconds} s outage`,
+          scenario: `8 Webhooks ${settings.outageSeconds} s outage`,
           figure: 'lost · requests · drain',
           median: `${lost} lost`,
           spread: `${requestsDuringOutage} requests during the outage`,
