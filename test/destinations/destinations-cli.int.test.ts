@@ -26,7 +26,9 @@ const postbox = (allow: string | undefined, ...args: string[]) =>
   );
 
 describe('postbox destinations', () => {
-  it('creates (secret printed once), lists without secrets, tests with a signed ping, pauses, resumes, rotates, replays and deletes; a private address in production is refused', async () => {
+  it('creates (secret printed once), lists without secrets, tests with a signed ping, pauses, resumes, rotates, replays and deletes; a private address in production is refused', {
+    timeout: 180_000,
+  }, async () => {
     const refused = await postbox(undefined, 'create', 'hook', '--url', r.url, '--types', 'A,B');
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toContain('private, loopback or link-local');
@@ -68,6 +70,8 @@ describe('postbox destinations', () => {
     expect(tested.stdout).toMatch(/^ok: 200/);
     expect(r.requests.at(-1)?.verifiedWith).toBe(0);
 
+    const updated = await postbox(undefined, 'update', 'hook', '--types', 'C', '--max-attempts', '3');
+    expect(updated.stdout).toContain('types C');
     expect((await postbox(undefined, 'pause', 'hook')).stdout).toContain('hook paused');
     expect((await postbox(undefined, 'show', 'hook')).stdout).toContain('state paused');
     expect((await postbox(undefined, 'resume', 'hook')).stdout).toContain('hook resumed');
