@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
   createDestination,
@@ -25,6 +25,10 @@ const workers = new Set<ChildProcess>();
 
 beforeAll(async () => {
   t = await createTestDatabase({ poolSize: 12 });
+});
+// A test that timed out leaves its worker processes running, and they would deliver the next test's events.
+beforeEach(async () => {
+  for (const worker of [...workers]) await stopWorker(worker, 'SIGKILL');
 });
 afterAll(async () => {
   for (const worker of workers) worker.kill('SIGKILL');
@@ -163,7 +167,9 @@ describe('circuit breaker', () => {
     }
   });
 
-  it('two worker processes against one dead receiver: the probes across both stay at one per cool-down', async () => {
+  it('two worker processes against one dead receiver: the probes across both stay at one per cool-down', {
+    timeout: 180_000,
+  }, async () => {
     const Dead = eventType('DeadTicked');
     const r = await receiver();
     r.respond = () => 500;
@@ -205,7 +211,9 @@ describe('circuit breaker', () => {
 });
 
 describe('backpressure', () => {
-  it('two worker processes and a slow receiver: requests in flight never exceed maxInFlight across both', async () => {
+  it('two worker processes and a slow receiver: requests in flight never exceed maxInFlight across both', {
+    timeout: 180_000,
+  }, async () => {
     const Slow = eventType('SlowBothTicked');
     const r = await receiver();
     r.delayMs = 100;
@@ -229,7 +237,9 @@ describe('backpressure', () => {
 });
 
 describe('crash', () => {
-  it('SIGKILL of the delivering process mid-batch: the new process redelivers the unacknowledged batch with the same webhook-ids; nothing is lost', async () => {
+  it('SIGKILL of the delivering process mid-batch: the new process redelivers the unacknowledged batch with the same webhook-ids; nothing is lost', {
+    timeout: 180_000,
+  }, async () => {
     const Crash = eventType('CrashTicked');
     const r = await receiver();
     r.delayMs = 30;
