@@ -38,6 +38,12 @@ export function makePlan(quick: boolean, scale = 1): BenchPlan {
           seconds: seconds(2),
           catchUpSeconds: 30,
         },
+        webhook: {
+          events: events(2000),
+          streams: 200,
+          latencySeconds: seconds(3),
+          outageSeconds: seconds(5),
+        },
         subscriptions: {
           sse: 100,
           websocket: 100,
@@ -66,6 +72,12 @@ export function makePlan(quick: boolean, scale = 1): BenchPlan {
           warmupSeconds: seconds(2),
           seconds: seconds(10),
           catchUpSeconds: 60,
+        },
+        webhook: {
+          events: events(20_000),
+          streams: 200,
+          latencySeconds: seconds(10),
+          outageSeconds: seconds(30),
         },
         subscriptions: {
           sse: 100,

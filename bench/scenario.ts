@@ -52,6 +52,17 @@ export interface BenchPlan {
      */
     readonly catchUpSeconds: number;
   };
+  /** Scenario 8: webhook destinations to a local receiver. */
+  readonly webhook: {
+    /** Backlog delivered flat out (events/s). */
+    readonly events: number;
+    /** Streams the events are spread over. */
+    readonly streams: number;
+    /** Measured window of the 25 % load level (commit → received). */
+    readonly latencySeconds: number;
+    /** How long the receiver answers 503. */
+    readonly outageSeconds: number;
+  };
   /** Scenario 6: subscribers of the `events` subscription on a `postbox serve --no-workers` child process. */
   readonly subscriptions: {
     /** Subscribers over graphql-sse (each its own HTTP connection). */

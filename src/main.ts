@@ -95,9 +95,11 @@ export async function startService(config: Config, logger: Logger = createLogger
         events: SHOP_EVENTS,
         concurrency: config.workerConcurrency,
         pollIntervalMs: config.pollIntervalMs,
+        destinationAddressPolicy: config.destinationAddressPolicy,
         logger,
       });
       postbox.events.on('delivery', metrics.onDelivery);
+      postbox.events.on('destinationAttempt', metrics.onDestinationAttempt);
       postbox.events.on('relay', ({ kind, scheduled }) => metrics.onRelayActivity(kind, scheduled));
       logger.info({ concurrency: config.workerConcurrency }, 'relay and graphile-worker running');
     }
@@ -136,6 +138,7 @@ export async function startService(config: Config, logger: Logger = createLogger
         maxSubscriptionsPerConnection: config.maxSubscriptionsPerConnection,
         executionTimeoutMs: config.apiExecutionTimeoutMs,
         credentialRecheckMs: config.credentialRecheckMs,
+        destinationAddressPolicy: config.destinationAddressPolicy,
         metrics,
         readiness: () =>
           checkReadiness({

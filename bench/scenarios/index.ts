@@ -5,6 +5,7 @@ import { latencyScenario } from './latency.scenario.ts';
 import { notifyScenario } from './notify.scenario.ts';
 import { shopScenario } from './shop.scenario.ts';
 import { subscriptionsScenario } from './subscriptions.scenario.ts';
+import { webhookScenario } from './webhook.scenario.ts';
 
 /**
  * Every scenario, in run order (the latency scenario loads against the capacity the append scenario
@@ -17,4 +18,5 @@ export const scenarios: readonly ScenarioModule[] = [
   shopScenario,
   subscriptionsScenario,
   notifyScenario,
+  webhookScenario,
 ];

@@ -3,6 +3,7 @@ import { POSTBOX_VERSION } from '../config/version.ts';
 import { registerBenchCommand } from './bench.command.ts';
 import { registerConsumersCommand } from './consumers.command.ts';
 import { registerDemoCommand } from './demo.command.ts';
+import { registerDestinationsCommand } from './destinations.command.ts';
 import { registerKeysCommand } from './keys.command.ts';
 import { registerMigrateCommand } from './migrate.command.ts';
 import { registerServeCommand } from './serve.command.ts';
@@ -27,6 +28,7 @@ export function buildCli(): Command {
   registerBenchCommand(program);
   registerKeysCommand(program);
   registerConsumersCommand(program);
+  registerDestinationsCommand(program);
   registerSqlCommand(program);
   return program;
 }

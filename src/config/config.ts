@@ -92,7 +92,24 @@ const envSchema = z.object({
     .default(1024 * 1024),
   /** Subscriptions one WebSocket connection may hold. Default `20`. */
   POSTBOX_MAX_SUBSCRIPTIONS_PER_CONNECTION: z.coerce.number().int().min(1).max(1000).default(20),
+  /**
+   * Private addresses destinations (webhooks) may target, comma-separated: host names and CIDRs (e.g.
+   * `hooks.internal,10.1.0.0/16`), or `private` for every address. Default: none in production; loopback
+   * (`127.0.0.0/8,::1,localhost`) in development. Public addresses are always allowed.
+   */
+  POSTBOX_DESTINATIONS_ALLOW: z
+    .string()
+    .transform((value) =>
+      value
+        .split(',')
+        .map((entry) => entry.trim())
+        .filter(Boolean),
+    )
+    .optional(),
 });
+
+/** What development (the embedded database) lets destinations reach out of the box. */
+const DEVELOPMENT_DESTINATIONS_ALLOW = ['127.0.0.0/8', '::1', 'localhost'];
 
 /** The validated, frozen configuration of one Postbox process. */
 export interface Config {
@@ -135,6 +152,8 @@ export interface Config {
   readonly rateLimitPerMinute: number | undefined;
   readonly maxBodyBytes: number;
   readonly maxSubscriptionsPerConnection: number;
+  /** The destinations' SSRF guard (`POSTBOX_DESTINATIONS_ALLOW`). */
+  readonly destinationAddressPolicy: { readonly allowPrivate: boolean; readonly allow: readonly string[] };
 }
 
 /**
@@ -193,5 +212,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       e.POSTBOX_RATE_LIMIT_PER_MINUTE === 'off' ? undefined : e.POSTBOX_RATE_LIMIT_PER_MINUTE,
     maxBodyBytes: e.POSTBOX_MAX_BODY_BYTES,
     maxSubscriptionsPerConnection: e.POSTBOX_MAX_SUBSCRIPTIONS_PER_CONNECTION,
+    destinationAddressPolicy: Object.freeze({
+      allowPrivate: e.POSTBOX_DESTINATIONS_ALLOW?.includes('private') ?? false,
+      allow: Object.freeze(
+        (
+          e.POSTBOX_DESTINATIONS_ALLOW ?? (nodeEnv === 'production' ? [] : DEVELOPMENT_DESTINATIONS_ALLOW)
+        ).filter((entry) => entry !== 'private'),
+      ),
+    }),
   });
 }

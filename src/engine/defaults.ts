@@ -20,4 +20,23 @@ export const DEFAULTS = Object.freeze({
     startFrom: 'beginning' as const,
     retry: Object.freeze({ maxAttempts: 8, initialDelayMs: 1000, maxDelayMs: 300_000, jitter: 0.2 }),
   }),
+  /** Per destination (`defineDestination`, `createDestination`). */
+  destination: Object.freeze({
+    /** Requests in flight at most (it is the destination's partition count, fixed at creation). */
+    maxInFlight: 8,
+    /** Events per delivery transaction. */
+    batchSize: 50,
+    /** One HTTP request, connect to last byte, ms. */
+    timeoutMs: 10_000,
+    onExhausted: 'dead_letter' as const,
+    /** A new destination receives what is appended from now on (not the history). */
+    startFrom: 'now' as const,
+    retry: Object.freeze({ maxAttempts: 8, initialDelayMs: 1000, maxDelayMs: 300_000, jitter: 0.2 }),
+    /** The circuit opens after this many consecutive failures and stays open `coolDownMs`. */
+    breaker: Object.freeze({ failureThreshold: 5, coolDownMs: 30_000 }),
+    /** After a secret rotation, the previous secret keeps signing for this long, ms. */
+    rotationOverlapMs: 86_400_000,
+    /** Delivery attempts kept per destination in `outbox.destination_attempts`. */
+    attemptLogSize: 200,
+  }),
 });

@@ -59,6 +59,17 @@ export class NotFoundError extends PostboxError {
   readonly code = 'NOT_FOUND';
 }
 
+/** The thing to create already exists (a destination or consumer name is taken). */
+export class ConflictError extends PostboxError {
+  readonly code = 'CONFLICT';
+  /** The input field that collides, e.g. `name`. */
+  readonly field: string | undefined;
+  constructor(message: string, field?: string) {
+    super(message);
+    this.field = field;
+  }
+}
+
 /** A state change that the current state does not allow (e.g. shipping a cancelled order). */
 export class IllegalStateError extends PostboxError {
   readonly code = 'ILLEGAL_STATE';

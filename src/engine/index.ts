@@ -28,6 +28,7 @@ export {
   type RetryPolicy,
 } from './consumers/consumer.ts';
 export type { DeliveryOutcome } from './consumers/drain.ts';
+export { DeliveryDeferred } from './consumers/failures.ts';
 export {
   type DeadLetterDetail,
   type DeadLetterSearch,
@@ -51,6 +52,41 @@ export {
 } from './db/migrate.ts';
 export { createPool, type PoolOptions } from './db/pool.ts';
 export { DEFAULTS } from './defaults.ts';
+export { type AddressPolicy, checkDestinationUrl } from './destinations/address-guard.ts';
+export {
+  type CreatedDestination,
+  createDestination,
+  type DestinationAdminOptions,
+  type DestinationAttemptView,
+  type DestinationPatch,
+  type DestinationTestResult,
+  type DestinationView,
+  deleteDestination,
+  getDestination,
+  listDestinationAttempts,
+  listDestinations,
+  pauseDestination,
+  type ReplayDestinationOptions,
+  type RotateSecretOptions,
+  registerDestinations,
+  replayDestination,
+  resumeDestination,
+  rotateDestinationSecret,
+  testDestination,
+  updateDestination,
+} from './destinations/admin.ts';
+export { CLOUD_EVENT_SOURCE } from './destinations/cloud-event.ts';
+export type { DestinationAttempt } from './destinations/deliver.ts';
+export {
+  type BreakerPolicy,
+  DESTINATION_KINDS,
+  type DestinationDefinition,
+  type DestinationFilter,
+  type DestinationInput,
+  type DestinationKind,
+  defineDestination,
+  generateSigningSecret,
+} from './destinations/destination.ts';
 export * from './errors.ts';
 export { type Logger, silentLogger } from './logger.ts';
 export {

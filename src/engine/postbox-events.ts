@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { DeliveryOutcome } from './consumers/drain.ts';
+import type { DestinationAttempt } from './destinations/deliver.ts';
 
 /** What the relay did, as reported by a {@link PostboxEventMap} `relay` event. */
 export interface RelayActivity {
@@ -19,6 +20,8 @@ export interface PostboxEventMap {
   delivery: [outcome: DeliveryOutcome];
   /** Relay activity. */
   relay: [activity: RelayActivity];
+  /** A destination's request got an answer or failed to (deferrals while the circuit is open are not requests). */
+  destinationAttempt: [attempt: DestinationAttempt];
   /** A queued drain job (graphile-worker) started in this process; hand-offs from the relay are not jobs. */
   job: [target: { readonly consumer: string; readonly partition: number }];
 }

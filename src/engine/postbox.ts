@@ -13,6 +13,12 @@ import { registerConsumers } from './consumers/register.ts';
 import { createDb, type EngineDb } from './db/database.ts';
 import { createPool } from './db/pool.ts';
 import { DEFAULTS } from './defaults.ts';
+import type { AddressPolicy } from './destinations/address-guard.ts';
+import { registerDestinations } from './destinations/admin.ts';
+import { AttemptLog } from './destinations/attempt-log.ts';
+import type { DestinationDefinition } from './destinations/destination.ts';
+import { DestinationSync } from './destinations/destination-sync.ts';
+import { WebhookSender } from './destinations/webhook.ts';
 import { type Logger, silentLogger } from './logger.ts';
 import type { EventDefinition } from './outbox/event.ts';
 import { createEventRegistry } from './outbox/read.ts';
@@ -40,6 +46,21 @@ export type PostboxConnection =
 export type PostboxOptions = PostboxConnection & {
   /** The consumers this process runs (from {@link defineConsumer}). */
   readonly consumers: readonly ConsumerDefinition[];
+  /**
+   * Destinations declared in code ({@link defineDestination}); written to the database at start. Those
+   * created at runtime (GraphQL, CLI, `createDestination`) are delivered too. Default none.
+   */
+  readonly destinations?: readonly DestinationDefinition[];
+  /**
+   * Deliver destinations (webhooks) in this process. Default `true`. With `false` this process neither
+   * delivers nor registers the `destinations` declared in code.
+   */
+  readonly deliverDestinations?: boolean;
+  /**
+   * Which addresses destinations may reach: the SSRF guard, checked on every connection. Default: public
+   * addresses only (`{ allowPrivate: false }`); development setups allow loopback.
+   */
+  readonly destinationAddressPolicy?: AddressPolicy;
   /** Extra event definitions to upcast and validate with; the consumers' own are always included. */
   readonly events?: readonly EventDefinition[];
   /** Partition drains this process runs at once from the job queue. Default `8` (`DEFAULTS.concurrency`). */
@@ -117,12 +138,18 @@ export async function startPostbox(options: PostboxOptions): Promise<Postbox> {
   const clientConfig: pg.ClientConfig = { ...pool.options };
   const db: EngineDb = createDb(pool);
   const { events, emit } = createPostboxEvents();
+  // Live: destinations are added, rebuilt and removed while the process runs (DestinationSync).
   const consumers = new Map(options.consumers.map((consumer) => [consumer.name, consumer]));
   const registry = createEventRegistry([
     ...(options.events ?? []),
     ...options.consumers.flatMap((consumer) => consumer.definitions),
   ]);
   await registerConsumers(db, options.consumers);
+  const deliverDestinations = options.deliverDestinations ?? true;
+  const addressPolicy = options.destinationAddressPolicy ?? {};
+  if (deliverDestinations && options.destinations?.length) {
+    await registerDestinations(db, options.destinations, { addressPolicy });
+  }
   const unguard = (options.guardWorkerRejections ?? true) ? guardWorkerRejections(logger) : () => {};
   // Resolved once graphile-worker's utilities exist (the runner needs the task, the task needs addJobs).
   let workerUtils: WorkerUtils | undefined;
@@ -191,9 +218,34 @@ export async function startPostbox(options: PostboxOptions): Promise<Postbox> {
     serverOptions: '-c synchronous_commit=off',
     logger,
   });
-  const relay = new Relay({
+  let relay: Relay | undefined;
+  const sender = new WebhookSender(addressPolicy);
+  const attemptLog = new AttemptLog(db, logger);
+  const destinationSync = deliverDestinations
+    ? new DestinationSync({
+        db,
+        consumers,
+        sender,
+        logger,
+        onAttempt: (attempt) => {
+          attemptLog.record(attempt);
+          emit('destinationAttempt', attempt);
+          const fields = {
+            destination: attempt.destination,
+            eventId: attempt.eventId,
+            status: attempt.status,
+            durationMs: Math.round(attempt.durationMs),
+            attempt: attempt.attempt,
+          };
+          if (attempt.outcome === 'delivered') logger.debug(fields, 'destination: delivered');
+          else logger.warn({ ...fields, error: attempt.error }, `destination: ${attempt.outcome}`);
+        },
+        onChange: () => relay?.requestPoll(),
+      })
+    : undefined;
+  relay = new Relay({
     notifier,
-    consumers: [...consumers.keys()],
+    consumers: () => [...consumers.keys()],
     addJobs: utils.addJobs,
     ...(handoffConcurrency === 0 ? {} : { handoff: (targets) => drains.offer(targets) }),
     pollIntervalMs,
@@ -201,6 +253,8 @@ export async function startPostbox(options: PostboxOptions): Promise<Postbox> {
     onActivity: (kind, scheduled) => emit('relay', { kind, scheduled }),
   });
   await relay.start();
+  await destinationSync?.start(notifier, pollIntervalMs);
+  const activeRelay = relay;
 
   let running = true;
   runner.promise.then(
@@ -216,13 +270,16 @@ export async function startPostbox(options: PostboxOptions): Promise<Postbox> {
   return {
     events,
     notifier,
-    requestPoll: () => relay.requestPoll(),
-    isLeader: () => relay.isLeader,
+    requestPoll: () => activeRelay.requestPoll(),
+    isLeader: () => activeRelay.isLeader,
     isRunning: () => running && !stopping,
     stop() {
       stopping ??= (async () => {
-        await relay.stop();
+        destinationSync?.stop();
+        await activeRelay.stop();
         await drains.stop();
+        await attemptLog.flush();
+        await sender.close();
         await runner.stop();
         await utils.release();
         // graphile-worker does not await its last job completions; let them get a connection and finish

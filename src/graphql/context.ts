@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Principal } from '../auth/principal.ts';
 import type { Db } from '../db/database.ts';
-import type { EventMetadata, EventRegistry } from '../engine/index.ts';
+import type { AddressPolicy, EventMetadata, EventRegistry } from '../engine/index.ts';
 import type { Logger } from '../logger.ts';
 import type { Credentials } from './access.ts';
 import type { LogTailer } from './log-tailer.ts';
@@ -14,6 +14,8 @@ export interface GraphQLContext {
   readonly db: Db;
   readonly tailer: LogTailer;
   readonly registry: EventRegistry;
+  /** Which addresses destinations may target (checked when one is created or its URL changes). */
+  readonly destinationAddressPolicy: AddressPolicy;
   /** The process logger's child carrying `correlationId` (and the caller), for everything this request logs. */
   readonly logger: Logger;
   /** Who is calling (everything is allowed to the anonymous principal when auth is off). */
@@ -38,6 +40,7 @@ export interface ApiDependencies {
   readonly tailer: LogTailer;
   readonly registry: EventRegistry;
   readonly logger: Logger;
+  readonly destinationAddressPolicy: AddressPolicy;
 }
 
 /** Per-request parts of the context. */

@@ -15,7 +15,13 @@ export function isGraphQLError(error: unknown): error is Error & {
 }
 
 /** Failures worth telling the client as they are (codes of {@link PostboxError}s); anything else is masked. */
-const EXPOSED_CODES = new Set(['VALIDATION_FAILED', 'NOT_FOUND', 'ILLEGAL_STATE', 'CONCURRENCY_CONFLICT']);
+const EXPOSED_CODES = new Set([
+  'VALIDATION_FAILED',
+  'NOT_FOUND',
+  'ILLEGAL_STATE',
+  'CONCURRENCY_CONFLICT',
+  'CONFLICT',
+]);
 
 function isExposed(error: unknown): error is PostboxError {
   return error instanceof PostboxError && EXPOSED_CODES.has(error.code);

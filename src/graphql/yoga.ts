@@ -7,7 +7,7 @@ import { createAuthenticator } from '../auth/authenticate.ts';
 import type { JwtVerifier } from '../auth/jwt.ts';
 import type { Principal } from '../auth/principal.ts';
 import type { Db } from '../db/database.ts';
-import type { Notifier } from '../engine/index.ts';
+import type { AddressPolicy, Notifier } from '../engine/index.ts';
 import { createEventRegistry } from '../engine/index.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -116,6 +116,8 @@ export interface GraphqlApiOptions {
   readonly limits?: Partial<QueryLimits>;
   /** Requests (and WebSocket operations) per minute per caller. Default: no limit. */
   readonly rateLimitPerMinute?: number | undefined;
+  /** Which addresses destinations created through the API may target. Default: public addresses only. */
+  readonly destinationAddressPolicy?: AddressPolicy | undefined;
   /** Where GraphQL operations and open subscriptions are counted. Omitted: not counted. */
   readonly metrics?: Metrics | undefined;
   /**
@@ -198,7 +200,13 @@ export function createGraphqlApi(options: GraphqlApiOptions): GraphqlApi {
     logger: options.logger,
     ...options.feed,
   });
-  const deps = { db: options.db, tailer, registry, logger: options.logger };
+  const deps = {
+    db: options.db,
+    tailer,
+    registry,
+    logger: options.logger,
+    destinationAddressPolicy: options.destinationAddressPolicy ?? {},
+  };
   const log = options.logger.child({ component: 'graphql' });
   const access = createAccessControl({
     authenticator: createAuthenticator({

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Db } from '../db/database.ts';
-import type { DeliveryOutcome } from '../engine/index.ts';
+import type { DeliveryOutcome, DestinationAttempt } from '../engine/index.ts';
 import { readLogHead } from '../engine/index.ts';
 
 /** How long one scrape's answer is reused by default, ms (Prometheus scrapes every 15 s or more). */
@@ -12,6 +12,8 @@ export interface Metrics {
   readonly registry: Registry;
   /** Pass as `startPostbox({ onDelivery })`. */
   onDelivery(outcome: DeliveryOutcome): void;
+  /** Subscribe to the engine's `destinationAttempt` events. */
+  onDestinationAttempt(attempt: DestinationAttempt): void;
   /** Pass as `startPostbox({ onRelayActivity })`. */
   onRelayActivity(kind: 'wakeup' | 'poll' | 'scan', scheduled: number): void;
   /** One GraphQL operation executed (`type`: query | mutation | subscription). */
@@ -118,6 +120,39 @@ export function createMetrics(
     labelNames: ['consumer'] as const,
     registers: [registry],
   });
+  const destinationRequests = new Counter({
+    name: 'postbox_destination_requests_total',
+    help:
+      'Requests to destinations, per destination and result: 2xx, 4xx, 410, 5xx (408 and 429 included) or ' +
+      'no_response (timeout, connection error).',
+    labelNames: ['destination', 'result'] as const,
+    registers: [registry],
+  });
+  const destinationDuration = new Histogram({
+    name: 'postbox_destination_request_duration_seconds',
+    help: 'Time from sending a request to a destination to its response (or the failure), per destination.',
+    labelNames: ['destination'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
+  });
+  const circuitState = new Gauge({
+    name: 'postbox_destination_circuit_state',
+    help: 'Circuit of each destination: 0 closed, 1 half-open, 2 open (shared by every process).',
+    labelNames: ['destination'] as const,
+    registers: [registry],
+  });
+  const circuitFailures = new Gauge({
+    name: 'postbox_destination_consecutive_failures',
+    help: 'Consecutive failed requests counted by the circuit of each destination.',
+    labelNames: ['destination'] as const,
+    registers: [registry],
+  });
+  const circuitSince = new Gauge({
+    name: 'postbox_destination_circuit_state_since_seconds',
+    help: "How long each destination's circuit has been in its current state.",
+    labelNames: ['destination'] as const,
+    registers: [registry],
+  });
   const appended = new Counter({
     name: 'postbox_events_appended_total',
     help: 'Events committed to the log since this process started, per event type.',
@@ -155,6 +190,22 @@ export function createMetrics(
       blocked.set({ consumer: row.consumer }, Number(row.blocked));
       deadLetters.set({ consumer: row.consumer }, Number(row.dead_letters));
     }
+    const { rows: circuits } = await sql<{
+      destination: string;
+      state: 'closed' | 'open' | 'half_open';
+      consecutive_failures: number;
+      since_seconds: number;
+    }>`select destination, state, consecutive_failures, extract(epoch from now() - since)::float8 as since_seconds
+       from outbox.destination_circuits`.execute(db);
+    circuitState.reset();
+    circuitFailures.reset();
+    circuitSince.reset();
+    for (const row of circuits) {
+      const labels = { destination: row.destination };
+      circuitState.set(labels, row.state === 'closed' ? 0 : row.state === 'half_open' ? 1 : 2);
+      circuitFailures.set(labels, row.consecutive_failures);
+      circuitSince.set(labels, row.since_seconds);
+    }
     if (!logCursor) {
       // Start counting at the current end of the readable log.
       logCursor = await readLogHead(db);
@@ -181,6 +232,21 @@ export function createMetrics(
       const result = outcome.ok ? 'success' : outcome.deadLettered ? 'dead_letter' : 'failure';
       deliveries.inc({ consumer: outcome.consumer, event_type: outcome.eventType, outcome: result });
       if (outcome.ok) handlerDuration.observe({ consumer: outcome.consumer }, outcome.durationMs / 1000);
+    },
+    onDestinationAttempt(attempt) {
+      const status = attempt.status;
+      const result =
+        status === undefined
+          ? 'no_response'
+          : status === 410
+            ? '410'
+            : status >= 500 || status === 408 || status === 429
+              ? '5xx'
+              : status >= 200 && status < 300
+                ? '2xx'
+                : '4xx';
+      destinationRequests.inc({ destination: attempt.destination, result });
+      destinationDuration.observe({ destination: attempt.destination }, attempt.durationMs / 1000);
     },
     onRelayActivity(kind, scheduled) {
       relay.inc({ kind });

@@ -9,7 +9,16 @@ const execFileAsync = promisify(execFile);
 const cli = path.resolve(import.meta.dirname, '../../src/cli/main.ts');
 
 /** Every scenario of issue 6 has a section in the results, and each must measure ('ok'). */
-const SCENARIO_KEYS = ['baseline', 'append', 'drain', 'latency', 'graphql_shop', 'subscriptions', 'notify'];
+const SCENARIO_KEYS = [
+  'baseline',
+  'append',
+  'drain',
+  'latency',
+  'graphql_shop',
+  'subscriptions',
+  'notify',
+  'webhook',
+];
 
 describe('postbox bench --quick', () => {
   let out: string;

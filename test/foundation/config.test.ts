@@ -50,7 +50,25 @@ describe('loadConfig', () => {
       rateLimitPerMinute: undefined,
       maxBodyBytes: 1024 * 1024,
       maxSubscriptionsPerConnection: 20,
+      // Development (the embedded database) lets destinations reach loopback.
+      destinationAddressPolicy: { allowPrivate: false, allow: ['127.0.0.0/8', '::1', 'localhost'] },
     });
+  });
+
+  it('destinations reach no private address in production unless POSTBOX_DESTINATIONS_ALLOW says so', () => {
+    const url = 'postgres://app:secret@db.internal:5433/shop';
+    expect(loadConfig({ DATABASE_URL: url }).destinationAddressPolicy).toEqual({
+      allowPrivate: false,
+      allow: [],
+    });
+    expect(
+      loadConfig({ DATABASE_URL: url, POSTBOX_DESTINATIONS_ALLOW: 'hooks.internal, 10.1.0.0/16' })
+        .destinationAddressPolicy,
+    ).toEqual({ allowPrivate: false, allow: ['hooks.internal', '10.1.0.0/16'] });
+    expect(
+      loadConfig({ DATABASE_URL: url, POSTBOX_DESTINATIONS_ALLOW: 'private' }).destinationAddressPolicy
+        .allowPrivate,
+    ).toBe(true);
   });
 
   it('reads and converts the values it is given', () => {

@@ -152,6 +152,9 @@ describe('postbox_reader', () => {
   it('cannot read outside outbox and shop: not the API key hashes, migrations or the job queue', async () => {
     expect(await failureOf('select secret_sha256 from postbox.api_keys')).toBe('42501');
     expect(await failureOf('select * from postbox.migrations')).toBe('42501');
+    // Destinations are readable, their signing secrets and header values are not.
+    expect(await failureOf('select signing_secret from outbox.destination_secrets')).toBe('42501');
+    expect(await failureOf('select name, settings from outbox.destinations')).toBeUndefined();
     expect(await failureOf('select * from graphile_worker.jobs')).toBe('42501');
     expect(await failureOf('select * from graphile_worker._private_jobs')).toBe('42501');
     const { rows } = await reader.query<{ schema: string; usage: boolean }>(`

@@ -22,6 +22,8 @@ const streamKey = (streamType: string, streamId: string): string => `${streamTyp
 /** Longest error message and stack stored with a failure (the rest is cut). */
 const MAX_ERROR_CHARS = 4000;
 const MAX_STACK_CHARS = 16_000;
+/** Longest wait a handler's `retryAfterMs` (an HTTP `Retry-After`) may impose, ms. */
+const MAX_RETRY_AFTER_MS = 3_600_000;
 
 /** What a {@link Batch} works in and for. */
 export interface BatchContext {
@@ -51,11 +53,44 @@ export class Batch {
   #checkpoint: LogPoint;
   #checkpointMoved = false;
   #savepointCounter = 0;
+  /** Set when a handler deferred (see `DeliveryDeferred`): the partition waits until then. */
+  #deferredUntil: Date | undefined;
+  /** A consumer delivering outside ended this batch early (a recorded failure, or a deferral). */
+  #stopped = false;
 
   constructor(context: BatchContext, state: PartitionState) {
     this.#context = context;
     for (const row of state.blocked) this.#blocked.set(streamKey(row.stream_type, row.stream_id), row);
     this.#checkpoint = { logXid: state.checkpoint_xid, position: state.checkpoint_position };
+  }
+
+  /** The batch ended early: nothing more runs in this transaction (see `deliversOutside`). */
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
+  /** When a deferral asked the partition to wait, if one did. */
+  get deferredUntil(): Date | undefined {
+    return this.#deferredUntil;
+  }
+
+  #defer(until: Date): void {
+    this.#deferredUntil = until;
+    this.#stopped = true;
+  }
+
+  /** After a recorded failure, a consumer delivering outside commits before its next request. */
+  #stopAfterFailure(): void {
+    if (this.#context.consumer.deliversOutside) this.#stopped = true;
+  }
+
+  /**
+   * After a write (a stream released or advanced, a dead letter closed) the transaction has an xid, which
+   * holds back the log's readable horizon for every reader until it commits: a consumer delivering outside
+   * commits then, rather than sending more requests first.
+   */
+  #stopAfterWrite(): void {
+    if (this.#context.consumer.deliversOutside) this.#stopped = true;
   }
 
   /** Dead letters an operator asked to redrive, in stream order. Streams parked by `block` go through retries instead. */
@@ -64,10 +99,18 @@ export class Batch {
     const rows = await readRedrives(trx, consumer.name, partition, consumer.batchSize);
     for (const row of rows) {
       const failure = await this.#deliver(row, row.dead_attempts + 1);
+      if (failure?.deferUntil) {
+        this.#defer(failure.deferUntil);
+        return false;
+      }
       if (failure) {
         await failRedrive(trx, row.dead_letter_id, errorText(failure), errorStack(failure));
+        this.#stopAfterFailure();
+        if (this.#stopped) return true;
       } else {
         await closeDeadLetter(trx, row.dead_letter_id);
+        this.#stopAfterWrite();
+        if (this.#stopped) return true;
       }
     }
     return rows.length === consumer.batchSize;
@@ -82,6 +125,7 @@ export class Batch {
       (row) => row.next_attempt_at !== null && Date.parse(row.next_attempt_at) <= now,
     );
     for (const block of due) {
+      if (this.#stopped) return true;
       const rows = await readStreamBacklog(trx, {
         streamType: block.stream_type,
         streamId: block.stream_id,
@@ -91,11 +135,27 @@ export class Batch {
         limit: consumer.batchSize,
       });
       let stoppedAt: EventRow | undefined;
+      let delivered: EventRow | undefined;
       for (const row of rows) {
         const isHead = row.position === block.event_position;
         const attempt = isHead ? block.attempts + 1 : 1;
         const failure = await this.#deliver(row, attempt);
+        if (failure?.deferUntil) {
+          this.#defer(failure.deferUntil);
+          // The head waits as it was (no attempt used); past it, the stream stays blocked from here, due.
+          if (delivered) {
+            await advanceBlockedStream(trx, {
+              consumer: consumer.name,
+              streamType: block.stream_type,
+              streamId: block.stream_id,
+              lastVersion: delivered.stream_version,
+              eventTypes: consumer.eventTypes,
+            });
+          }
+          return false;
+        }
         if (failure) {
+          this.#stopAfterFailure();
           const parked = await this.#recordFailure(
             row,
             attempt,
@@ -110,6 +170,7 @@ export class Batch {
           // An operator's redrive of a stream parked by `block` succeeds here: close its dead letter.
           await closeDeadLetterOfEvent(trx, consumer.name, row.position);
         }
+        delivered = row;
       }
       if (stoppedAt) continue; // still blocked, at stoppedAt (#recordFailure updated the row)
       const last = rows.at(-1);
@@ -127,22 +188,37 @@ export class Batch {
         await releaseStream(trx, consumer.name, block.stream_type, block.stream_id);
         this.#blocked.delete(streamKey(block.stream_type, block.stream_id));
       }
+      this.#stopAfterWrite();
     }
     return more;
   }
 
   /** New events after the checkpoint (read gap-safely with the state), skipping streams that are blocked. */
   async deliverNew(rows: readonly EventRow[], head: LogPoint | null): Promise<boolean> {
+    // The last event settled here (delivered, failed and recorded, or skipped behind its stream's failure).
+    let last: EventRow | undefined;
     for (const row of rows) {
-      if (this.#blocked.has(streamKey(row.stream_type, row.stream_id))) continue; // waits behind its stream's failure
+      if (this.#stopped) break;
+      if (this.#blocked.has(streamKey(row.stream_type, row.stream_id))) {
+        last = row;
+        continue; // waits behind its stream's failure
+      }
       const failure = await this.#deliver(row, 1);
-      if (failure) await this.#recordFailure(row, 1, failure, undefined);
+      if (failure?.deferUntil) {
+        this.#defer(failure.deferUntil); // this event and the rest stay after the checkpoint
+        break;
+      }
+      if (failure) {
+        await this.#recordFailure(row, 1, failure, undefined);
+        this.#stopAfterFailure();
+      }
+      last = row;
     }
-    const last = rows.at(-1);
     if (last) {
       this.#checkpoint = { logXid: last.log_xid, position: last.position };
       this.#checkpointMoved = true;
     }
+    if (this.#stopped) return this.#deferredUntil === undefined;
     const full = rows.length === this.#context.consumer.batchSize;
     if (!full && head && comparePoints(head, this.#checkpoint) > 0) {
       this.#checkpoint = head;
@@ -163,6 +239,8 @@ export class Batch {
   }
 
   nextRetryAt(): Date | undefined {
+    // Deferred: nothing of this partition runs before then, due retries included.
+    if (this.#deferredUntil) return this.#deferredUntil;
     let next: number | undefined;
     for (const row of this.#blocked.values()) {
       if (row.next_attempt_at === null) continue;
@@ -187,7 +265,8 @@ export class Batch {
       return known;
     }
     const started = performance.now();
-    const savepoint = careful ? `d${++this.#savepointCounter}` : undefined;
+    // A handler that delivers outside writes nothing in the transaction: no savepoint to undo it with.
+    const savepoint = careful && !consumer.deliversOutside ? `d${++this.#savepointCounter}` : undefined;
     if (savepoint) await sql.raw(`savepoint ${savepoint}`).execute(trx);
     const failure = await invokeHandler({
       consumer,
@@ -198,6 +277,10 @@ export class Batch {
       logger: options.logger,
     });
     const durationMs = performance.now() - started;
+    if (failure?.deferUntil && careful) {
+      if (savepoint) await sql.raw(`rollback to savepoint ${savepoint}`).execute(trx);
+      return failure;
+    }
     if (!failure) {
       if (savepoint) await sql.raw(`release savepoint ${savepoint}`).execute(trx);
       this.handled++;
@@ -207,7 +290,7 @@ export class Batch {
     knownFailures.set(row.id, failure);
     recentFailures.remember(consumer.name, row.id, failure);
     if (!careful || failure.poisonsTransaction) throw new RerunCarefully(failure.poisonsTransaction);
-    await sql.raw(`rollback to savepoint ${savepoint}`).execute(trx);
+    if (savepoint) await sql.raw(`rollback to savepoint ${savepoint}`).execute(trx);
     return failure;
   }
 
@@ -257,7 +340,11 @@ export class Batch {
     } else {
       this.#report(row, false, 0, false);
     }
-    const nextAttemptAt = exhausted ? null : new Date(Date.now() + retryDelayMs(policy, attempt));
+    const delayMs = Math.max(
+      retryDelayMs(policy, attempt),
+      Math.min(failure.retryAfterMs ?? 0, MAX_RETRY_AFTER_MS),
+    );
+    const nextAttemptAt = exhausted ? null : new Date(Date.now() + delayMs);
     await blockStream(trx, {
       consumer: consumer.name,
       partition,

@@ -92,6 +92,14 @@ export interface ConsumerDefinition {
   readonly startFrom: 'beginning' | 'now';
   readonly batchSize: number;
   readonly timeoutMs: number;
+  /**
+   * The handler acts outside the database (a destination's HTTP request): each event runs behind its own
+   * savepoint from the start (a failure never reruns the batch, which would send its deliveries again), a
+   * batch ends at its first recorded failure (so the transaction does not hold an xid — and with it the
+   * log's readable horizon — across further requests), and {@link DeliveryDeferred} is honoured.
+   * Default `false`.
+   */
+  readonly deliversOutside?: boolean;
   /** Typed by the definition it came from; the engine calls it with the event and the delivery transaction. */
   readonly handle: (event: never, trx: never, context: HandlerContext) => Promise<void>;
 }

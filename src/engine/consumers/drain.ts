@@ -52,13 +52,17 @@ export async function drainPartition(
   options: DrainOptions,
 ): Promise<DrainResult> {
   const knownFailures = new Map<string, Failure>();
-  let careful = false;
+  // Handlers that act outside cannot be undone by a rollback: a savepoint each from the start, so a failure
+  // never reruns (and re-sends) the batch.
+  let careful = consumer.deliversOutside === true;
+  /** A rerun after a failure in this call (not merely careful from the start). */
+  let rerun = false;
   for (;;) {
     const trx = await db.startTransaction().execute();
     try {
       // A careful rerun waits for the lock longer than any handler may take: otherwise a drain queued on
       // the lock takes the partition, calls the same hanging handler, and the failure is never recorded.
-      const lockWait = careful ? `${Math.trunc(consumer.timeoutMs * 2 + 1000)}ms` : LOCK_WAIT;
+      const lockWait = rerun ? `${Math.trunc(consumer.timeoutMs * 2 + 1000)}ms` : LOCK_WAIT;
       try {
         await sql
           .raw(
@@ -105,6 +109,7 @@ export async function drainPartition(
         } catch (error) {
           if (!(error instanceof RerunCarefully) || error.abandonTransaction) throw error;
           careful = true;
+          rerun = true;
           await sql`rollback to savepoint batch`.execute(trx);
         }
       }
@@ -117,6 +122,7 @@ export async function drainPartition(
         // A timed-out handler may still be running with this transaction: it had to be abandoned whole (its
         // late queries now fail). The lock went with it; the rerun takes it again.
         careful = true;
+        rerun = true;
         continue;
       }
       throw error;
@@ -143,9 +149,13 @@ async function runBatch(context: BatchContext): Promise<DrainResult> {
   const batch = new Batch(context, state);
   let more = false;
   if (state.has_redrives) more = (await batch.redrive()) || more;
-  more = (await batch.retryDueStreams()) || more;
-  const fresh = (state.batch ?? []).map((row) => ({ ...row, occurred_at: new Date(row.occurred_at) }));
-  more = (await batch.deliverNew(fresh, state.head)) || more;
+  if (!batch.stopped) more = (await batch.retryDueStreams()) || more;
+  if (!batch.stopped) {
+    const fresh = (state.batch ?? []).map((row) => ({ ...row, occurred_at: new Date(row.occurred_at) }));
+    more = (await batch.deliverNew(fresh, state.head)) || more;
+  }
+  // Ended early after a failure: go on in a new transaction; deferred: not before the deferral ends.
+  if (batch.stopped) more = batch.deferredUntil === undefined;
   await batch.saveCheckpoint();
   return {
     status: more ? 'more' : 'drained',

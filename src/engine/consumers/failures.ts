@@ -8,6 +8,27 @@ export interface Failure {
    * dead-lettered or blocking per the consumer's policy, without burning retries.
    */
   readonly permanent: boolean;
+  /**
+   * Not an attempt: the handler could not try now (a destination's circuit is open, or it was disabled).
+   * Nothing is recorded and no attempt is used; the event and the rest of the partition wait until then.
+   */
+  readonly deferUntil?: Date;
+  /** The handler asked for the next attempt no sooner than this (an HTTP `Retry-After`), ms. */
+  readonly retryAfterMs?: number;
+}
+
+/**
+ * Thrown by a handler that cannot attempt delivery now — a destination whose circuit is open — so that
+ * the event waits without using an attempt. Honoured by consumers that deliver outside
+ * (`ConsumerDefinition.deliversOutside`); any other consumer treats it as a failure.
+ */
+export class DeliveryDeferred extends Error {
+  /** When to look again. */
+  readonly until: Date;
+  constructor(until: Date, reason: string) {
+    super(reason);
+    this.until = until;
+  }
 }
 
 /** Thrown inside a fast-mode batch to abandon it and rerun carefully (a savepoint per handler). */

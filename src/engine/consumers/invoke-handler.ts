@@ -5,7 +5,7 @@ import type { Logger } from '../logger.ts';
 import type { RecordedEvent } from '../outbox/event.ts';
 import { type EventRegistry, type EventRow, toRecordedEvent } from '../outbox/read.ts';
 import type { ConsumerDefinition, HandlerContext } from './consumer.ts';
-import type { Failure } from './failures.ts';
+import { DeliveryDeferred, type Failure } from './failures.ts';
 import { withHandlerSpan } from './handler-span.ts';
 
 /** One handler call: the event, the attempt and the delivery transaction it runs in. */
@@ -91,11 +91,16 @@ export async function invokeHandler(call: HandlerCall): Promise<Failure | undefi
     return undefined;
   } catch (error) {
     const err = error instanceof Error ? error : new Error(String(error));
+    if (error instanceof DeliveryDeferred && consumer.deliversOutside) {
+      return { error: err, poisonsTransaction: false, permanent: false, deferUntil: error.until };
+    }
+    const retryAfterMs = (error as { retryAfterMs?: unknown }).retryAfterMs;
     // A query cancelled by statement_timeout (57014) means the handler hung in the database.
     return {
       error: err,
       poisonsTransaction: (error as { code?: string }).code === '57014',
       permanent: false,
+      ...(typeof retryAfterMs === 'number' && retryAfterMs > 0 ? { retryAfterMs } : {}),
     };
   } finally {
     clearTimeout(timer);

@@ -34,7 +34,13 @@ export async function registerConsumers<DB>(
         on conflict (name) do update
           set event_types = excluded.event_types, stream_types = excluded.stream_types,
               on_exhausted = excluded.on_exhausted, updated_at = now()
+          where c.kind = 'handler'
         returning c.partitions`.execute(trx);
+      if (rows.length === 0) {
+        throw new ConfigError(
+          `Consumer ${consumer.name}: a destination of that name exists; rename one of them`,
+        );
+      }
       const stored = rows[0]?.partitions;
       if (stored !== consumer.partitions) {
         throw new ConfigError(

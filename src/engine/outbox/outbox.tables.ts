@@ -40,6 +40,8 @@ export interface ConsumersTable {
   partitions: number;
   status: Generated<'active' | 'paused'>;
   on_exhausted: Generated<'dead_letter' | 'block'>;
+  /** `handler` (declared in code) or `destination` (see `outbox.destinations`). */
+  kind: Generated<'handler' | 'destination'>;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
 }

@@ -17,8 +17,8 @@ const AWAKE_SCAN_INTERVAL_MS = 2;
 export interface RelayOptions {
   /** The process's wake-up connection; the relay also holds its leader lock and runs its scans on it. */
   readonly notifier: Notifier;
-  /** Consumers this process knows; only they are scheduled. */
-  readonly consumers: readonly string[];
+  /** Consumers this process knows (read at every scan: destinations come and go at runtime); only they are scheduled. */
+  readonly consumers: () => readonly string[];
   readonly addJobs: AddJobsFunction;
   /**
    * Direct hand-off of a scan's partitions to drains in this process; returns those it did not take, which
@@ -176,7 +176,7 @@ export class Relay {
       this.cursor = await readLogHeadOn(client);
       await this.poll(client); // a new leader: the poll covers everything before its cursor
     }
-    const result = await scanLog(client, this.cursor, this.options.consumers, this.asleep);
+    const result = await scanLog(client, this.cursor, this.options.consumers(), this.asleep);
     if (result.count === 0 || !result.last) {
       return { count: 0, unreadable: result.unreadable, xmin: result.xmin };
     }
@@ -192,7 +192,7 @@ export class Relay {
   private async poll(client: pg.Client): Promise<void> {
     this.pollRequested = false;
     this.lastPollAt = Date.now();
-    const targets = await pollPartitions(client, this.options.consumers);
+    const targets = await pollPartitions(client, this.options.consumers());
     await scheduleDrains(this.options.addJobs, targets);
     this.options.onActivity?.('poll', targets.length);
   }

@@ -1,5 +1,6 @@
 import {
   ConcurrencyError,
+  ConflictError,
   IllegalStateError,
   NotFoundError,
   type PostboxError,
@@ -57,5 +58,21 @@ builder.objectType(ConcurrencyError, {
   }),
 });
 
+builder.objectType(ConflictError, {
+  name: 'ConflictError',
+  description: 'The name is taken (by a destination or a consumer).',
+  interfaces: [ErrorInterface],
+  isTypeOf: (value) => value instanceof ConflictError,
+  fields: (t) => ({
+    field: t.exposeString('field', { nullable: true, description: 'The colliding input, e.g. `name`.' }),
+  }),
+});
+
 /** The error classes, for `errors: { types }`. */
-export const ERROR_TYPES = { ValidationError, NotFoundError, IllegalStateError, ConcurrencyError } as const;
+export const ERROR_TYPES = {
+  ValidationError,
+  NotFoundError,
+  IllegalStateError,
+  ConcurrencyError,
+  ConflictError,
+} as const;

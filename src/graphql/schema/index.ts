@@ -6,6 +6,7 @@ import './event.ts';
 import './product.ts';
 import './order.ts';
 import './consumer.ts';
+import './destination.ts';
 import './subscription.ts';
 
 builder.queryType({ description: 'Reads: orders, the catalogue, the event log and the consumers.' });

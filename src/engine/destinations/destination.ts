@@ -1,0 +1,211 @@
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import type { RetryPolicy } from '../consumers/consumer.ts';
+import { DEFAULTS } from '../defaults.ts';
+import { ValidationError } from '../errors.ts';
+
+/** Kinds of destination. Broker kinds (`nats`, `rabbitmq`, `kafka`) are meant to join this list. */
+export const DESTINATION_KINDS = ['webhook'] as const;
+/** A destination's kind. */
+export type DestinationKind = (typeof DESTINATION_KINDS)[number];
+
+/** Which events a destination receives. */
+export interface DestinationFilter {
+  /** Event types (at least one). */
+  readonly types: readonly string[];
+  /** Only events of these stream types; omitted: all. */
+  readonly streamTypes?: readonly string[] | undefined;
+}
+
+/** When a destination's circuit opens and for how long. */
+export interface BreakerPolicy {
+  /** Consecutive failures (5xx, 408, 429, timeouts, connection errors) that open it. Default `5`. */
+  readonly failureThreshold: number;
+  /** How long it stays open before one half-open probe, ms. Default `30000`. */
+  readonly coolDownMs: number;
+}
+
+/**
+ * What declares a destination: {@link defineDestination} in code, `createDestination` at runtime (the
+ * GraphQL mutation and the CLI take the same fields).
+ */
+export interface DestinationInput {
+  /** Unique among destinations and consumers: lower case letters, digits, `-`, `_`. */
+  readonly name: string;
+  /** `webhook`. */
+  readonly kind: DestinationKind;
+  /** Where a webhook POSTs (http or https). */
+  readonly url: string;
+  readonly filter: DestinationFilter;
+  /** Where a new destination starts: `now` (default) or `beginning` (the whole log). */
+  readonly startFrom?: 'now' | 'beginning' | undefined;
+  /** Retry policy; defaults as for consumers (8 attempts, 1 s doubling to 5 min, jitter 0.2). */
+  readonly retry?: Partial<RetryPolicy> | undefined;
+  /** After the last attempt: `dead_letter` (default; the stream goes on) or `block` (the stream waits). */
+  readonly onExhausted?: 'dead_letter' | 'block' | undefined;
+  /** Requests in flight at most, across all processes (the partition count; fixed at creation). Default `8`. */
+  readonly maxInFlight?: number | undefined;
+  /** Per request, ms. Default `10000`. */
+  readonly timeoutMs?: number | undefined;
+  /** Extra request headers, e.g. `{ authorization: 'Bearer …' }`. Stored as secrets: never returned. */
+  readonly headers?: Readonly<Record<string, string>> | undefined;
+  readonly breaker?: Partial<BreakerPolicy> | undefined;
+  /** The signing secret (`whsec_` + base64 of 24–64 bytes). Default: generated at creation. */
+  readonly secret?: string | undefined;
+}
+
+/** A validated destination with every default applied (what is stored). */
+export interface DestinationSpec {
+  readonly name: string;
+  readonly kind: DestinationKind;
+  readonly settings: { readonly url: string; readonly timeoutMs: number };
+  readonly filter: { readonly types: readonly string[]; readonly streamTypes: readonly string[] | null };
+  readonly startFrom: 'now' | 'beginning';
+  readonly retry: RetryPolicy;
+  readonly onExhausted: 'dead_letter' | 'block';
+  readonly maxInFlight: number;
+  readonly breaker: BreakerPolicy;
+  readonly headers: Readonly<Record<string, string>> | undefined;
+  readonly secret: string | undefined;
+}
+
+const name = z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, 'lower case letters, digits, - and _, at most 63');
+const typeName = z.string().min(1).max(200);
+/** Header names a destination may not set: the ones the engine signs or HTTP owns. */
+const RESERVED_HEADERS = new Set([
+  'webhook-id',
+  'webhook-timestamp',
+  'webhook-signature',
+  'content-type',
+  'content-length',
+  'host',
+  'connection',
+  'transfer-encoding',
+]);
+const headers = z
+  .record(
+    z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/, 'not an HTTP header name'),
+    z
+      .string()
+      .max(4000)
+      .regex(/^[^\r\n]*$/, 'header values cannot span lines'),
+  )
+  .refine((value) => Object.keys(value).every((key) => !RESERVED_HEADERS.has(key.toLowerCase())), {
+    message: 'sets a header the engine owns (webhook-*, content-type, host…)',
+  })
+  .refine((value) => Object.keys(value).length <= 20, { message: 'at most 20 headers' });
+const secret = z
+  .string()
+  .regex(/^whsec_[A-Za-z0-9+/]{32,88}={0,2}$/, 'must be whsec_ + base64 of 24–64 bytes');
+const url = z
+  .string()
+  .max(2000)
+  .refine(
+    (value) => {
+      try {
+        const parsed = new URL(value);
+        return (parsed.protocol === 'http:' || parsed.protocol === 'https:') && parsed.hostname !== '';
+      } catch {
+        return false;
+      }
+    },
+    { message: 'must be an absolute http(s) URL' },
+  )
+  .refine((value) => !/^[a-z]+:\/\/[^/]*@/i.test(value), { message: 'must not carry credentials' });
+
+/** The input schema (zod): field paths in its issues are the input's. */
+export const destinationInputSchema = z.object({
+  name,
+  kind: z.enum(DESTINATION_KINDS),
+  url,
+  filter: z.object({
+    types: z.array(typeName).min(1, 'needs at least one event type').max(200),
+    streamTypes: z.array(typeName).min(1).max(200).optional(),
+  }),
+  startFrom: z.enum(['now', 'beginning']).optional(),
+  retry: z
+    .object({
+      maxAttempts: z.number().int().min(1).max(100).optional(),
+      initialDelayMs: z.number().int().min(0).max(86_400_000).optional(),
+      maxDelayMs: z.number().int().min(0).max(86_400_000).optional(),
+      jitter: z.number().min(0).max(1).optional(),
+    })
+    .optional(),
+  onExhausted: z.enum(['dead_letter', 'block']).optional(),
+  maxInFlight: z.number().int().min(1).max(256).optional(),
+  timeoutMs: z.number().int().min(100).max(120_000).optional(),
+  headers: headers.optional(),
+  breaker: z
+    .object({
+      failureThreshold: z.number().int().min(1).max(1000).optional(),
+      coolDownMs: z.number().int().min(100).max(86_400_000).optional(),
+    })
+    .optional(),
+  secret: secret.optional(),
+});
+
+/** Turns a zod error into the engine's {@link ValidationError} (first issue, its dotted path). */
+export function toValidationError(error: z.ZodError, prefix = ''): ValidationError {
+  const issue = error.issues[0];
+  const field = issue ? [prefix, ...issue.path.map(String)].filter(Boolean).join('.') : undefined;
+  return new ValidationError(`${field ?? 'input'}: ${issue?.message ?? 'invalid'}`, field);
+}
+
+/**
+ * Validates a destination's input and applies the defaults ({@link DEFAULTS}.destination).
+ *
+ * @throws ValidationError naming the first bad field.
+ */
+export function parseDestinationInput(input: unknown): DestinationSpec {
+  const parsed = destinationInputSchema.safeParse(input);
+  if (!parsed.success) throw toValidationError(parsed.error);
+  const value = parsed.data;
+  const defaults = DEFAULTS.destination;
+  const retry: RetryPolicy = { ...defaults.retry, ...stripUndefined(value.retry ?? {}) };
+  if (retry.maxDelayMs < retry.initialDelayMs)
+    throw new ValidationError('retry.maxDelayMs must be ≥ retry.initialDelayMs', 'retry.maxDelayMs');
+  return {
+    name: value.name,
+    kind: value.kind,
+    settings: { url: new URL(value.url).toString(), timeoutMs: value.timeoutMs ?? defaults.timeoutMs },
+    filter: { types: [...new Set(value.filter.types)], streamTypes: value.filter.streamTypes ?? null },
+    startFrom: value.startFrom ?? defaults.startFrom,
+    retry,
+    onExhausted: value.onExhausted ?? defaults.onExhausted,
+    maxInFlight: value.maxInFlight ?? defaults.maxInFlight,
+    breaker: { ...defaults.breaker, ...stripUndefined(value.breaker ?? {}) },
+    headers: value.headers,
+    secret: value.secret,
+  };
+}
+
+/** A fresh signing secret: `whsec_` + base64 of 32 random bytes (the Standard Webhooks format). */
+export function generateSigningSecret(): string {
+  return `whsec_${randomBytes(32).toString('base64')}`;
+}
+
+/** A destination declared in code: pass it to `startPostbox({ destinations })`. */
+export interface DestinationDefinition {
+  readonly spec: DestinationSpec;
+}
+
+/**
+ * Declares a destination in code, next to the consumers. `startPostbox` writes it to the database at
+ * start (created, or updated to match the code) so it is managed like one created at runtime; its
+ * signing secret is the one given, or generated once and never shown (give one to share it).
+ *
+ * @example
+ * const billing = defineDestination({
+ *   name: 'billing', kind: 'webhook', url: 'https://billing.example.com/hooks/postbox',
+ *   filter: { types: ['OrderPlaced', 'PaymentCaptured'] }, secret: process.env.BILLING_WEBHOOK_SECRET,
+ * });
+ */
+export function defineDestination(input: DestinationInput): DestinationDefinition {
+  return Object.freeze({ spec: parseDestinationInput(input) });
+}
+
+function stripUndefined<T extends object>(value: T): { [K in keyof T]: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as {
+    [K in keyof T]: Exclude<T[K], undefined>;
+  };
+}
