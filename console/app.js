@@ -11,27 +11,26 @@ import { OverviewView } from './overview.js';
 import { html, route } from './ui.js';
 
 /**
- * What the key may do, found by asking in one request: `logHead` needs events:read, `consumer` (nullable,
- * so a refusal nulls only that field) needs admin. No key is asked for when the server has auth off
- * (config.json says which).
+ * What the key may do, from the API's `viewer { scopes }`: admin → every view and action, events:read →
+ * read-only views without action buttons. No key is asked for when the server has auth off (config.json
+ * says which).
  */
 async function detectRole() {
   if (!storedKey()) {
     const config = await fetch('./config.json').then((response) => response.json());
     if (config.auth) return { role: 'none', reason: '' };
   }
-  const { data, errors = [] } = await gqlResponse('{ logHead adminProbe: consumer(name: "") { name } }');
+  const { data, errors = [] } = await gqlResponse('{ viewer { kind scopes } }');
   const codes = errors.map((error) => error.extensions?.code);
   if (codes.includes('UNAUTHENTICATED'))
     return { role: 'none', reason: storedKey() ? errors[0].message : '' };
-  if (data && errors.length === 0) return { role: 'admin', authOff: !storedKey() };
-  const onlyAdminRefused = errors.every(
-    (error) => error.extensions?.code === 'FORBIDDEN' && error.path?.[0] === 'adminProbe',
-  );
-  if (data && onlyAdminRefused) return { role: 'read' };
+  const scopes = data?.viewer?.scopes;
+  if (!scopes) return { role: 'down', reason: errors[0]?.message ?? 'The API gave no answer' };
+  if (scopes.includes('admin')) return { role: 'admin', authOff: data.viewer.kind === 'anonymous' };
+  if (scopes.includes('events:read')) return { role: 'read' };
   return {
-    role: codes.every((code) => code === 'FORBIDDEN') ? 'denied' : 'down',
-    reason: errors[0]?.message ?? 'The API gave no answer',
+    role: 'denied',
+    reason: 'This key cannot read the event log: the console needs events:read or admin.',
   };
 }
 

@@ -15,7 +15,7 @@ const PANELS = [
     title: 'What holds the read horizon back',
     empty: 'Nothing: no transaction older than the newest events is open.',
     probe: '{ horizonHolders { __typename } }',
-    query: '{ horizonHolders { pid applicationName state transactionStartedAt ageMs query } }',
+    query: '{ horizonHolders { pid applicationName state ageMs holdsHorizon query } }',
     rows: (data) => data.horizonHolders,
   },
   {
@@ -23,8 +23,14 @@ const PANELS = [
     title: 'Destinations',
     empty: 'No destinations are configured.',
     probe: '{ destinations { __typename } }',
-    query: '{ destinations { name status circuitState lag oldestPendingMs deadLetters } }',
-    rows: (data) => data.destinations,
+    query:
+      '{ destinations { name kind state lag retrying blocked deadLetters delivered circuit { state consecutiveFailures } lastError } }',
+    rows: (data) =>
+      data.destinations.map(({ circuit, ...destination }) => ({
+        ...destination,
+        circuit: circuit.state,
+        failures: circuit.consecutiveFailures,
+      })),
   },
 ];
 

@@ -6,6 +6,7 @@ import './event.ts';
 import './product.ts';
 import './order.ts';
 import './consumer.ts';
+import './viewer.ts';
 import './destination.ts';
 import './subscription.ts';
 

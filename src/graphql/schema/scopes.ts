@@ -7,6 +7,7 @@
  * | `placeOrder`, `cancelOrder`                                    | `orders:write`                  |
  * | `order`, `orders`, `product`, `products`, `orderUpdated` (sub) | `events:read` or `orders:write` |
  * | `events`, `logHead`, `events` (subscription)                   | `events:read`                   |
+ * | `viewer` (the caller and its scopes)                           | any authenticated caller        |
  * | `addProduct`, `restockProduct`, `consumers`, `consumer`,        | `admin`                         |
  * | `deadLetters`, `pauseConsumer`, `resumeConsumer`,               |                                 |
  * | `replayConsumer`, `redriveDeadLetters`                          |                                 |
