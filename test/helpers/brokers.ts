@@ -138,20 +138,27 @@ const execFileAsync = promisify(execFile);
  * client-provided name is `connectionName`. Returns how many it closed.
  */
 export async function closeRabbitConnections(connectionName: string): Promise<number> {
-  const { stdout } = await execFileAsync(
-    'rabbitmqctl',
-    ['-q', 'list_connections', 'name', 'user_provided_name'],
-    { timeout: 60_000 },
-  );
-  const names = stdout
-    .split('\n')
-    .map((line) => line.split('\t'))
-    .filter(([, provided]) => provided?.trim() === connectionName)
-    .map(([name]) => name as string);
-  for (const name of names) {
-    await execFileAsync('rabbitmqctl', ['-q', 'close_connection', name, 'postbox test: connection loss'], {
+  const pids = await rabbitConnections(connectionName);
+  for (const pid of pids) {
+    await execFileAsync('rabbitmqctl', ['-q', 'close_connection', pid, 'postbox test: connection loss'], {
       timeout: 60_000,
     });
   }
-  return names.length;
+  return pids.length;
+}
+
+/** Pids of the RabbitMQ connections whose client-provided name is `connectionName` (`rabbitmqctl list_connections`). */
+export async function rabbitConnections(connectionName: string): Promise<string[]> {
+  const { stdout } = await execFileAsync(
+    'rabbitmqctl',
+    ['-q', 'list_connections', '--no-table-headers', 'pid', 'client_properties'],
+    { timeout: 60_000 },
+  );
+  // client_properties prints as Erlang-like terms: [{"connection_name","postbox:…"},…].
+  const needle = `{"connection_name","${connectionName}"}`;
+  return stdout
+    .split('\n')
+    .map((line) => line.split('\t'))
+    .filter(([, properties]) => properties?.includes(needle))
+    .map(([name]) => name as string);
 }

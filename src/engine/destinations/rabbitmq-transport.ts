@@ -38,8 +38,12 @@ export async function openAmqp(
     timeout: settings.timeoutMs,
     clientProperties: { connection_name: amqpConnectionName(destination) },
   });
+  // Failures surface through the operations (and the transport's own listeners); an 'error' event with
+  // no listener would crash the process.
+  connection.on('error', () => {});
   try {
     const channel = await connection.createConfirmChannel();
+    channel.on('error', () => {});
     if (settings.exchange) await channel.assertExchange(settings.exchange, 'topic', { durable: true });
     return { connection, channel };
   } catch (error) {
