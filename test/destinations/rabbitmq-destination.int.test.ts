@@ -18,6 +18,7 @@ import {
 } from '../../src/engine/index.ts';
 import { appendEvents } from '../../src/engine/outbox/append.ts';
 import { defineEvent } from '../../src/engine/outbox/event.ts';
+import { createTestApi, gqlData } from '../graphql/graphql-fixtures.ts';
 import {
   closeRabbitConnections,
   RABBITMQ_URL,
@@ -345,5 +346,54 @@ describe.skipIf(skip)('RabbitMQ destinations', () => {
     });
     cleanup.push(() => channel.deleteExchange(`postbox-test-${run}-ok`));
     expect(await testDestination(t.db, 'rabbit-ok')).toMatchObject({ ok: true, error: null });
+  }, 60_000);
+
+  it('managed through GraphQL like a webhook: kind RABBITMQ with exchange and routing key, the URL without its credentials, typed errors, delete', async () => {
+    const api = createTestApi(t.db, t.url, { destinationAddressPolicy: { allowPrivate: true } });
+    try {
+      const exchange = `postbox-test-${run}-gql`;
+      cleanup.push(() => channel.deleteExchange(exchange));
+      const create = (input: Record<string, unknown>) =>
+        gqlData<{ createDestination: Record<string, unknown> }>(
+          api,
+          `mutation ($input: CreateDestinationInput!) { createDestination(input: $input) {
+             __typename
+             ... on CreateDestinationSuccess { destination { name kind url exchange routingKey subject state } }
+             ... on ValidationError { field message }
+           } }`,
+          { input },
+        );
+      const base = {
+        name: 'rabbit-gql',
+        kind: 'RABBITMQ',
+        url: RABBITMQ_URL,
+        filter: { types: ['RabbitGql'] },
+      };
+      const bad = await create({ ...base, exchange, routingKey: '{streamType}.{oops}' });
+      expect(bad.createDestination).toMatchObject({ __typename: 'ValidationError', field: 'routingKey' });
+      const created = await create({ ...base, exchange, routingKey: '{type}.{streamId}' });
+      expect(created.createDestination).toEqual({
+        __typename: 'CreateDestinationSuccess',
+        destination: {
+          name: 'rabbit-gql',
+          kind: 'RABBITMQ',
+          url: 'amqp://127.0.0.1:5672',
+          exchange,
+          routingKey: '{type}.{streamId}',
+          subject: null,
+          state: 'ACTIVE',
+        },
+      });
+      const listed = await gqlData<{ destinations: { url: string }[] }>(api, '{ destinations { name url } }');
+      expect(JSON.stringify(listed)).not.toContain('guest');
+      const { rows } = await t.pool.query(
+        `select connection_url from outbox.destination_secrets where destination = 'rabbit-gql'`,
+      );
+      expect(rows).toEqual([{ connection_url: RABBITMQ_URL }]);
+      await gqlData(api, 'mutation { deleteDestination(name: "rabbit-gql") { __typename } }');
+      await expect(getDestination(t.db, 'rabbit-gql')).rejects.toThrow(/No destination/);
+    } finally {
+      await api.close?.();
+    }
   }, 60_000);
 });
