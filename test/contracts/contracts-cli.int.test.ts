@@ -1,0 +1,65 @@
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Parser } from '@asyncapi/parser';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDestination } from '../../src/engine/index.ts';
+import { childEnv, cliEntry, runNode } from '../foundation/processes.ts';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+
+let t: TestDatabase;
+let out: string;
+beforeAll(async () => {
+  t = await createTestDatabase();
+  out = await mkdtemp(path.join(os.tmpdir(), 'postbox-contracts-'));
+});
+afterAll(async () => {
+  await rm(out, { recursive: true, force: true });
+  await t?.drop();
+});
+
+describe('postbox contracts', () => {
+  it('writes asyncapi.json (valid AsyncAPI 3.0 with a channel per destination) and one JSON Schema per shop event type', async () => {
+    await createDestination(
+      t.db,
+      {
+        name: 'crm',
+        kind: 'webhook',
+        url: 'https://crm.example.com/hooks',
+        filter: { types: ['OrderPlaced'] },
+      },
+      { addressPolicy: { allowPrivate: true } },
+    );
+    const result = await runNode(
+      [cliEntry, 'contracts', '--out', out],
+      childEnv({ DATABASE_URL: t.url, LOG_LEVEL: 'error' }),
+    );
+    expect(result.code, result.stderr).toBe(0);
+    const text = await readFile(path.join(out, 'asyncapi.json'), 'utf8');
+    const { document, diagnostics } = await new Parser().parse(text);
+    expect(diagnostics.filter((d) => d.severity === 0)).toEqual([]);
+    expect(
+      document
+        ?.channels()
+        .all()
+        .map((c) => c.id()),
+    ).toEqual(['crm']);
+    const types = await readdir(path.join(out, 'schemas'));
+    expect(types).toContain('OrderPlaced');
+    const schema = JSON.parse(
+      await readFile(
+        path.join(
+          out,
+          'schemas',
+          'OrderPlaced',
+          (await readdir(path.join(out, 'schemas', 'OrderPlaced')))[0] as string,
+        ),
+        'utf8',
+      ),
+    );
+    expect(schema).toMatchObject({
+      type: 'object',
+      $id: expect.stringMatching(/^\/schemas\/OrderPlaced\/\d+\.json$/),
+    });
+  }, 60_000);
+});
