@@ -5,6 +5,7 @@ import { Parser } from '@asyncapi/parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDestination } from '../../src/engine/index.ts';
 import { childEnv, cliEntry, runNode } from '../foundation/processes.ts';
+import { createTestApi, gqlData } from '../graphql/graphql-fixtures.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 
 let t: TestDatabase;
@@ -61,5 +62,23 @@ describe('postbox contracts', () => {
       type: 'object',
       $id: expect.stringMatching(/^\/schemas\/OrderPlaced\/\d+\.json$/),
     });
+  }, 60_000);
+
+  it('GraphQL: eventTypes { name versions { version jsonSchema } } and the asyncApi document', async () => {
+    const api = createTestApi(t.db, t.url);
+    try {
+      const data = await gqlData<{
+        eventTypes: { name: string; versions: { version: number; jsonSchema: { $id: string } }[] }[];
+        asyncApi: unknown;
+      }>(api, '{ eventTypes { name versions { version jsonSchema } } asyncApi }');
+      const placed = data.eventTypes.find((type) => type.name === 'OrderPlaced');
+      expect(placed?.versions[0]?.jsonSchema.$id).toBe(
+        `/schemas/OrderPlaced/${placed?.versions[0]?.version}.json`,
+      );
+      const { diagnostics } = await new Parser().parse(JSON.stringify(data.asyncApi));
+      expect(diagnostics.filter((d) => d.severity === 0)).toEqual([]);
+    } finally {
+      await api.close?.();
+    }
   }, 60_000);
 });

@@ -7,6 +7,7 @@ import './product.ts';
 import './order.ts';
 import './consumer.ts';
 import './destination.ts';
+import './contract.ts';
 import './subscription.ts';
 
 builder.queryType({ description: 'Reads: orders, the catalogue, the event log and the consumers.' });
