@@ -81,4 +81,32 @@ describe('postbox contracts', () => {
       await api.close?.();
     }
   }, 60_000);
+
+  it('GET /asyncapi.json and /schemas/<type>/<version>.json need events:read', async () => {
+    const api = createTestApi(t.db, t.url);
+    const secured = createTestApi(t.db, t.url, { auth: { enabled: true } });
+    try {
+      const document = await api.yoga.fetch('http://postbox.test/asyncapi.json');
+      expect(document.status).toBe(200);
+      const { diagnostics } = await new Parser().parse(await document.text());
+      expect(diagnostics.filter((d) => d.severity === 0)).toEqual([]);
+      const types = (
+        await gqlData<{ eventTypes: { name: string; versions: { version: number }[] }[] }>(
+          api,
+          '{ eventTypes { name versions { version } } }',
+        )
+      ).eventTypes;
+      const placed = types.find((type) => type.name === 'OrderPlaced');
+      const schema = await api.yoga.fetch(
+        `http://postbox.test/schemas/OrderPlaced/${placed?.versions[0]?.version}.json`,
+      );
+      expect(schema.status).toBe(200);
+      expect(await schema.json()).toMatchObject({ type: 'object' });
+      expect((await api.yoga.fetch('http://postbox.test/schemas/OrderPlaced/999.json')).status).toBe(404);
+      expect((await secured.yoga.fetch('http://postbox.test/asyncapi.json')).status).toBe(401);
+    } finally {
+      await api.close?.();
+      await secured.close?.();
+    }
+  }, 60_000);
 });
