@@ -3,8 +3,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../config/config.ts';
 import { openDatabase } from '../db/connect.ts';
-import { asyncApiDocument, eventContracts } from '../engine/contracts/event-contracts.ts';
-import { listDestinations } from '../engine/index.ts';
+import { asyncApiDocument, eventContracts, listDestinations } from '../engine/index.ts';
 import { createLogger } from '../logger.ts';
 import { SHOP_EVENTS } from '../shop/shop.events.ts';
 

@@ -27,6 +27,12 @@ export {
 } from './consumers/consumer.ts';
 export type { DeliveryOutcome } from './consumers/drain.ts';
 export { DeliveryDeferred } from './consumers/failures.ts';
+export {
+  type AsyncApiOptions,
+  asyncApiDocument,
+  type EventContract,
+  eventContracts,
+} from './contracts/event-contracts.ts';
 export { createDb, type OutboxDatabase } from './db/database.ts';
 export {
   type DatabaseTarget,

@@ -1,8 +1,7 @@
 import type { Plugin } from 'graphql-yoga';
 import { hasScope } from '../auth/principal.ts';
 import type { Db } from '../db/database.ts';
-import { asyncApiDocument, eventContracts } from '../engine/contracts/event-contracts.ts';
-import { type EventRegistry, listDestinations } from '../engine/index.ts';
+import { asyncApiDocument, type EventRegistry, eventContracts, listDestinations } from '../engine/index.ts';
 import { type AccessControl, credentialsFromHeaders } from './access.ts';
 import { isGraphQLError } from './error-masking.ts';
 

@@ -2,8 +2,8 @@ import {
   asyncApiDocument,
   type EventContract,
   eventContracts,
-} from '../../engine/contracts/event-contracts.ts';
-import { listDestinations } from '../../engine/index.ts';
+  listDestinations,
+} from '../../engine/index.ts';
 import { builder } from '../builder.ts';
 import { SCOPES_TO_READ_EVENTS } from './scopes.ts';
 
