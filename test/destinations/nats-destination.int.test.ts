@@ -19,6 +19,7 @@ import {
 } from '../../src/engine/index.ts';
 import { appendEvents } from '../../src/engine/outbox/append.ts';
 import { defineEvent } from '../../src/engine/outbox/event.ts';
+import { childEnv, cliEntry, runNode } from '../foundation/processes.ts';
 import { NATS_SERVER_BINARY, NatsServer, SKIP_BROKER_TESTS } from '../helpers/brokers.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -389,6 +390,65 @@ describe.skipIf(skip)('NATS JetStream destinations', () => {
       await secured.dispose();
     }
   }, 60_000);
+
+  it('the CLI manages a NATS destination: create with --kind nats --subject --create-stream (no signing secret printed), list without credentials, test, delete', async () => {
+    const secured = await NatsServer.start({ user: 'cli', pass: 'cli-pass-123' });
+    try {
+      const postbox = (...args: string[]) =>
+        runNode(
+          [cliEntry, 'destinations', ...args],
+          childEnv({ DATABASE_URL: t.url, LOG_LEVEL: 'error', POSTBOX_DESTINATIONS_ALLOW: '127.0.0.0/8' }),
+        );
+      const url = `nats://cli:cli-pass-123@127.0.0.1:${secured.port}`;
+      const created = await postbox(
+        'create',
+        'nats-cli',
+        '--kind',
+        'nats',
+        '--url',
+        url,
+        '--types',
+        'NatsCli',
+        '--subject',
+        'cli.{streamType}.{type}',
+        '--create-stream',
+      );
+      expect(created.code, created.stderr).toBe(0);
+      expect(created.stdout).toContain('subject cli.{streamType}.{type}  (creates its stream)');
+      expect(created.stdout).not.toContain('signing secret');
+      const listed = await postbox('list', '--json');
+      expect(JSON.parse(listed.stdout)).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({
+            name: 'nats-cli',
+            kind: 'nats',
+            url: `nats://127.0.0.1:${secured.port}`,
+          }),
+        ]),
+      );
+      expect(listed.stdout).not.toContain('cli-pass-123');
+      const tested = await postbox('test', 'nats-cli');
+      expect(tested.code, tested.stderr).toBe(0);
+      expect(tested.stdout).toMatch(/^ok/);
+      const bad = await postbox(
+        'create',
+        'nats-cli-bad',
+        '--kind',
+        'nats',
+        '--url',
+        url,
+        '--types',
+        'NatsCli',
+        '--subject',
+        'a..b',
+      );
+      expect(bad.code).not.toBe(0);
+      expect(bad.stderr).toContain('subject');
+      expect((await postbox('delete', 'nats-cli')).stdout).toContain('nats-cli deleted');
+    } finally {
+      await secured.dispose();
+    }
+  }, 120_000);
 });
 
 async function startWorker(databaseUrl: string): Promise<ChildProcess> {
