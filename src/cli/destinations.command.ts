@@ -62,6 +62,12 @@ function describe(destination: DestinationView): string {
   const circuit = destination.circuit;
   return [
     `${destination.name}  ${destination.kind}  ${destination.url}`,
+    ...(destination.subject
+      ? [`  subject ${destination.subject}${destination.createStream ? '  (creates its stream)' : ''}`]
+      : []),
+    ...(destination.exchange
+      ? [`  exchange ${destination.exchange}  routing key ${destination.routingKey}`]
+      : []),
     `  state ${destination.state}${destination.stateReason ? ` (${destination.stateReason})` : ''}`,
     `  circuit ${circuit.state} since ${circuit.since.toISOString()}, ${circuit.consecutiveFailures} consecutive failures` +
       (circuit.openUntil ? `, open until ${circuit.openUntil.toISOString()}` : ''),
@@ -81,6 +87,10 @@ interface SettingOptions {
   header?: string[];
   failureThreshold?: string;
   coolDownMs?: string;
+  subject?: string;
+  createStream?: boolean;
+  exchange?: string;
+  routingKey?: string;
 }
 
 function addSettingOptions(command: Command): Command {
@@ -92,7 +102,11 @@ function addSettingOptions(command: Command): Command {
     .option('--timeout-ms <ms>', 'per request (default 10000)')
     .option('--header <"Name: value">', 'a custom header (repeatable; never shown again)', collect)
     .option('--failure-threshold <n>', 'consecutive failures that open the circuit (default 5)')
-    .option('--cool-down-ms <ms>', 'how long the circuit stays open (default 30000)');
+    .option('--cool-down-ms <ms>', 'how long the circuit stays open (default 30000)')
+    .option('--subject <template>', 'nats: subject template (default postbox.{streamType}.{type})')
+    .option('--create-stream', 'nats: create the JetStream stream when none captures the subjects')
+    .option('--exchange <name>', 'rabbitmq: durable topic exchange (default postbox)')
+    .option('--routing-key <template>', 'rabbitmq: routing key template (default {streamType}.{type})');
 }
 
 function settingsOf(options: SettingOptions): DestinationPatch {
@@ -120,6 +134,10 @@ function settingsOf(options: SettingOptions): DestinationPatch {
     ...(options.timeoutMs ? { timeoutMs: integer(options.timeoutMs, '--timeout-ms') } : {}),
     ...(header ? { headers: header } : {}),
     ...(Object.keys(breaker).length ? { breaker } : {}),
+    ...(options.subject ? { subject: options.subject } : {}),
+    ...(options.createStream ? { createStream: true } : {}),
+    ...(options.exchange ? { exchange: options.exchange } : {}),
+    ...(options.routingKey ? { routingKey: options.routingKey } : {}),
   };
 }
 
@@ -127,7 +145,7 @@ function settingsOf(options: SettingOptions): DestinationPatch {
 export function registerDestinationsCommand(program: Command): void {
   const destinations = program
     .command('destinations')
-    .description('outside systems that receive the log (signed webhooks)');
+    .description('outside systems that receive the log (signed webhooks, NATS JetStream, RabbitMQ)');
   destinations
     .command('list', { isDefault: true })
     .description('every destination: state, circuit, lag, dead letters, last error')
@@ -160,9 +178,12 @@ export function registerDestinationsCommand(program: Command): void {
   addSettingOptions(
     destinations
       .command('create <name>')
-      .description('create a destination; prints its signing secret once')
-      .requiredOption('--url <url>', 'where webhooks are POSTed')
-      .option('--kind <kind>', 'webhook', 'webhook')
+      .description('create a destination; prints its signing secret once (webhooks)')
+      .requiredOption(
+        '--url <url>',
+        'http(s) URL, nats://[user:pass@]host:port or amqp://user:pass@host/vhost',
+      )
+      .option('--kind <kind>', 'webhook, nats or rabbitmq', 'webhook')
       .option('--from <start>', 'now (default) or beginning', 'now')
       .option('--max-in-flight <n>', 'requests in flight at most, fixed at creation (default 8)'),
   ).action((name: string, options: SettingOptions & { kind: string; from: string; maxInFlight?: string }) =>
@@ -179,7 +200,8 @@ export function registerDestinationsCommand(program: Command): void {
       } as DestinationInput;
       const created = await createDestination(db, input, { addressPolicy });
       process.stdout.write(`${describe(created.destination)}\n`);
-      process.stdout.write(`signing secret (shown once): ${created.secret}\n`);
+      if (created.destination.kind === 'webhook')
+        process.stdout.write(`signing secret (shown once): ${created.secret}\n`);
     }),
   );
   addSettingOptions(

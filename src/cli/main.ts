@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { POSTBOX_VERSION } from '../config/version.ts';
 import { registerBenchCommand } from './bench.command.ts';
 import { registerConsumersCommand } from './consumers.command.ts';
+import { registerContractsCommand } from './contracts.command.ts';
 import { registerDemoCommand } from './demo.command.ts';
 import { registerDestinationsCommand } from './destinations.command.ts';
 import { registerKeysCommand } from './keys.command.ts';
@@ -29,6 +30,7 @@ export function buildCli(): Command {
   registerKeysCommand(program);
   registerConsumersCommand(program);
   registerDestinationsCommand(program);
+  registerContractsCommand(program);
   registerSqlCommand(program);
   return program;
 }

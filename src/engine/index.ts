@@ -38,6 +38,12 @@ export {
   type StuckStream,
   searchDeadLetters,
 } from './consumers/inspect.ts';
+export {
+  type AsyncApiOptions,
+  asyncApiDocument,
+  type EventContract,
+  eventContracts,
+} from './contracts/event-contracts.ts';
 export { createDb, type OutboxDatabase } from './db/database.ts';
 export {
   type DatabaseTarget,

@@ -278,6 +278,7 @@ export async function startPostbox(options: PostboxOptions): Promise<Postbox> {
         destinationSync?.stop();
         await activeRelay.stop();
         await drains.stop();
+        await destinationSync?.close();
         await attemptLog.flush();
         await sender.close();
         await runner.stop();

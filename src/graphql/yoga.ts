@@ -21,6 +21,7 @@ import {
   unauthenticatedError,
 } from './access.ts';
 import { CORRELATION_HEADER, correlationIdFrom, createContext, type GraphQLContext } from './context.ts';
+import { useContractRoutes } from './contract-routes.ts';
 import { DEFAULT_CREDENTIAL_RECHECK_MS } from './credential-watch.ts';
 import { isGraphQLError, maskPostboxError, unexpectedCause } from './error-masking.ts';
 import { useWellFormedStrings } from './input-strings.ts';
@@ -285,6 +286,13 @@ export function createGraphqlApi(options: GraphqlApiOptions): GraphqlApi {
     },
     plugins: [
       useNoFormBodies(),
+      // GET /asyncapi.json and /schemas/<type>/<version>.json (scope events:read), before the GraphQL checks.
+      useContractRoutes({
+        db: options.db,
+        registry,
+        access,
+        clientAddress: (serverContext) => clientAddressOf(serverContext as ServerContext | undefined),
+      }),
       // A GET (the one operation request a browser sends cross-site without a preflight) needs the
       // `x-graphql-yoga-csrf` header; so does any other non-preflighted request the check above let through.
       useCSRFPrevention({ requestHeaders: [CSRF_HEADER] }),

@@ -10,6 +10,7 @@ import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { READABLE_HORIZON } from '../outbox/horizon.ts';
 import { WAKE_CHANNEL } from '../outbox/wake-channel.ts';
 import { type AddressPolicy, checkDestinationUrl } from './address-guard.ts';
+import { checkBroker, requireBroker } from './broker-check.ts';
 import { CLOUD_EVENT_SOURCE } from './cloud-event.ts';
 import { describeResponse, signingSecrets } from './deliver.ts';
 import {
@@ -17,6 +18,7 @@ import {
   type DestinationDefinition,
   type DestinationInput,
   type DestinationKind,
+  type DestinationSettings,
   type DestinationSpec,
   destinationInputSchema,
   generateSigningSecret,
@@ -39,8 +41,17 @@ export interface DestinationAdminOptions {
 export interface DestinationView {
   readonly name: string;
   readonly kind: DestinationKind;
+  /** The URL; a broker URL without its user and password. */
   readonly url: string;
   readonly timeoutMs: number;
+  /** `nats`: the subject template; null for other kinds. */
+  readonly subject: string | null;
+  /** `nats`: whether a missing stream is created. */
+  readonly createStream: boolean | null;
+  /** `rabbitmq`: the topic exchange. */
+  readonly exchange: string | null;
+  /** `rabbitmq`: the routing key template. */
+  readonly routingKey: string | null;
   readonly filter: { readonly types: readonly string[]; readonly streamTypes: readonly string[] | null };
   readonly state: 'active' | 'paused' | 'disabled';
   /** Why it is paused or disabled (e.g. `HTTP 410 Gone`). */
@@ -85,7 +96,8 @@ function nameTaken(name: string): ConflictError {
 }
 
 /**
- * Creates a destination at runtime: validated (zod), its URL checked against the address policy, then
+ * Creates a destination at runtime: validated (zod), its URL checked against the address policy (a
+ * broker kind: and connected to — address, credentials, stream or exchange — see `checkBroker`), then
  * written in one transaction — its consumer row and partitions (starting now or at the beginning of the
  * log), settings, a generated `whsec_` secret (unless given) and a closed circuit. Running processes pick
  * it up on commit (a NOTIFY) or within their poll interval.
@@ -99,6 +111,8 @@ export async function createDestination<DB>(
 ): Promise<CreatedDestination> {
   const spec = parseDestinationInput(input);
   await checkDestinationUrl(spec.settings.url, options.addressPolicy ?? {});
+  if (spec.kind !== 'webhook')
+    await requireBroker(spec.kind, spec.name, spec.settings, spec.connectionUrl ?? spec.settings.url);
   const secret = spec.secret ?? generateSigningSecret();
   await engineView(db)
     .transaction()
@@ -130,14 +144,29 @@ async function insertDestination(
     values (${spec.name}, ${spec.kind}, ${JSON.stringify(spec.settings)}::jsonb, ${JSON.stringify(spec.retry)}::jsonb,
             ${JSON.stringify(spec.breaker)}::jsonb, ${declaredIn})`.execute(trx);
   await sql`
-    insert into outbox.destination_secrets (destination, signing_secret, headers)
-    values (${spec.name}, ${secret}, ${JSON.stringify(spec.headers ?? {})}::jsonb)`.execute(trx);
+    insert into outbox.destination_secrets (destination, signing_secret, headers, connection_url)
+    values (${spec.name}, ${secret}, ${JSON.stringify(spec.headers ?? {})}::jsonb, ${spec.connectionUrl ?? null})`.execute(
+    trx,
+  );
   await sql`insert into outbox.destination_circuits (destination) values (${spec.name})`.execute(trx);
 }
 
 /** Fields {@link updateDestination} can change (kind and maxInFlight are fixed at creation). */
 export type DestinationPatch = Partial<
-  Pick<DestinationInput, 'url' | 'filter' | 'retry' | 'onExhausted' | 'timeoutMs' | 'headers' | 'breaker'>
+  Pick<
+    DestinationInput,
+    | 'url'
+    | 'filter'
+    | 'retry'
+    | 'onExhausted'
+    | 'timeoutMs'
+    | 'headers'
+    | 'breaker'
+    | 'subject'
+    | 'createStream'
+    | 'exchange'
+    | 'routingKey'
+  >
 >;
 
 /**
@@ -167,9 +196,22 @@ export async function updateDestination<DB>(
     breaker: { ...current.breaker, ...(patch.breaker ?? {}) },
     maxInFlight: current.maxInFlight,
     ...(patch.headers ? { headers: patch.headers } : {}),
+    ...brokerFields(current, patch),
   };
   const spec = parseDestinationInput(merged);
   if (patch.url !== undefined) await checkDestinationUrl(spec.settings.url, options.addressPolicy ?? {});
+  // A broker URL given without credentials keeps the stored ones only when it is the same URL.
+  let connectionUrl: string | undefined;
+  if (spec.kind !== 'webhook') {
+    const stored = (await readStoredDestinations(engineView(db))).find((row) => row.name === name);
+    connectionUrl = patch.url ?? stored?.connectionUrl ?? spec.settings.url;
+    const changed =
+      patch.url !== undefined ||
+      patch.subject !== undefined ||
+      patch.createStream !== undefined ||
+      patch.exchange !== undefined;
+    if (changed) await requireBroker(spec.kind, name, spec.settings, connectionUrl);
+  }
   await engineView(db)
     .transaction()
     .execute(async (trx) => {
@@ -185,9 +227,33 @@ export async function updateDestination<DB>(
         await sql`update outbox.destination_secrets set headers = ${JSON.stringify(spec.headers ?? {})}::jsonb,
                     updated_at = now() where destination = ${name}`.execute(trx);
       }
+      if (patch.url !== undefined && connectionUrl !== undefined) {
+        await sql`update outbox.destination_secrets set connection_url = ${connectionUrl}, updated_at = now()
+                  where destination = ${name}`.execute(trx);
+      }
       await notifyChanged(trx);
     });
   return getDestination(db, name);
+}
+
+/** The kind-specific fields of an update: the patch's, else the current ones (only the kind's own). */
+function brokerFields(current: DestinationView, patch: DestinationPatch) {
+  if (current.kind === 'nats')
+    return {
+      subject: patch.subject ?? current.subject ?? undefined,
+      createStream: patch.createStream ?? current.createStream ?? undefined,
+    };
+  if (current.kind === 'rabbitmq')
+    return {
+      exchange: patch.exchange ?? current.exchange ?? undefined,
+      routingKey: patch.routingKey ?? current.routingKey ?? undefined,
+    };
+  return {
+    ...(patch.subject !== undefined ? { subject: patch.subject } : {}),
+    ...(patch.createStream !== undefined ? { createStream: patch.createStream } : {}),
+    ...(patch.exchange !== undefined ? { exchange: patch.exchange } : {}),
+    ...(patch.routingKey !== undefined ? { routingKey: patch.routingKey } : {}),
+  };
 }
 
 /** Stops delivery to a destination (in-flight batches finish); events wait for it. */
@@ -319,8 +385,10 @@ export interface DestinationTestResult {
 }
 
 /**
- * Sends one signed ping (a CloudEvent of type `postbox.ping`, a fresh id) to the destination now, outside
- * delivery: its circuit, checkpoints and retries are not touched. Recorded in the attempt log.
+ * Sends one signed ping (a CloudEvent of type `postbox.ping`, a fresh id) to a webhook destination now,
+ * outside delivery: its circuit, checkpoints and retries are not touched. A broker destination is tested
+ * without publishing (its consumers would receive the ping): a connection with its credentials and a
+ * check of its stream or exchange (`checkBroker`). Recorded in the attempt log.
  */
 export async function testDestination<DB>(
   db: Kysely<DB>,
@@ -329,6 +397,21 @@ export async function testDestination<DB>(
 ): Promise<DestinationTestResult> {
   const destination = (await readStoredDestinations(engineView(db))).find((row) => row.name === name);
   if (!destination) throw new NotFoundError(`No destination named ${name}`);
+  if (destination.kind !== 'webhook') {
+    const check = await checkBroker(
+      destination.kind,
+      name,
+      destination.settings,
+      destination.connectionUrl ?? destination.settings.url,
+    );
+    const error = check.ok ? null : `${check.field}: ${check.error}`;
+    await sql`insert into outbox.destination_attempts
+                (destination, event_id, attempt, outcome, status, duration_ms, error, response_snippet)
+              values (${name}, ${randomUUID()}, 1, 'ping', null, ${Math.round(check.durationMs)}, ${error}, null)`.execute(
+      engineView(db),
+    );
+    return { ok: check.ok, status: null, durationMs: check.durationMs, error };
+  }
   const sender = new WebhookSender(options.addressPolicy ?? {});
   const id = randomUUID();
   try {
@@ -364,7 +447,7 @@ export async function testDestination<DB>(
 interface DestinationRow {
   name: string;
   kind: DestinationKind;
-  settings: { url: string; timeoutMs: number };
+  settings: DestinationSettings;
   retry: RetryPolicy;
   breaker: BreakerPolicy;
   state: DestinationView['state'];
@@ -429,6 +512,10 @@ async function readViews<DB>(db: Kysely<DB>, name: string | undefined): Promise<
       kind: row.kind,
       url: row.settings.url,
       timeoutMs: row.settings.timeoutMs,
+      subject: row.settings.subject ?? null,
+      createStream: row.kind === 'nats' ? (row.settings.createStream ?? false) : null,
+      exchange: row.settings.exchange ?? null,
+      routingKey: row.settings.routingKey ?? null,
       filter: { types: row.event_types, streamTypes: row.stream_types },
       state: row.state,
       stateReason: row.state_reason,
@@ -563,6 +650,9 @@ export async function registerDestinations<DB>(
                   where destination = ${spec.name}
                     and (headers <> ${JSON.stringify(spec.headers ?? {})}::jsonb
                          or signing_secret <> coalesce(${spec.secret ?? null}, signing_secret))`.execute(trx);
+        await sql`update outbox.destination_secrets set connection_url = ${spec.connectionUrl ?? null}, updated_at = now()
+                  where destination = ${spec.name}
+                    and connection_url is distinct from ${spec.connectionUrl ?? null}`.execute(trx);
       }
       await notifyChanged(trx);
     });

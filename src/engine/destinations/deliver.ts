@@ -10,6 +10,10 @@ import type { AttemptRecord } from './attempt-log.ts';
 import type { Circuit } from './circuit.ts';
 import { toCloudEvent } from './cloud-event.ts';
 import type { StoredDestination } from './stored-destination.ts';
+import { type DestinationTransport, TransportClosed, type TransportResult } from './transport.ts';
+
+export type { DestinationTransport, TransportResult } from './transport.ts';
+
 import {
   classifyResponse,
   type WebhookResponse,
@@ -62,27 +66,6 @@ export function describeResponse(response: WebhookResponse): string {
   return `HTTP ${response.status}${snippet ? `: ${snippet}` : ''}`;
 }
 
-/** How one delivery went, whatever the kind (HTTP today; a broker's publish ack for the broker kinds). */
-export interface TransportResult {
-  readonly verdict: WebhookVerdict;
-  /** The receiver's status, when it has one (HTTP). */
-  readonly status: number | undefined;
-  readonly durationMs: number;
-  /** Why it was not delivered (undefined when delivered). */
-  readonly error: string | undefined;
-  readonly snippet: string;
-  readonly retryAfterMs: number | undefined;
-}
-
-/**
- * What a destination kind implements: deliver one event, say how it went. Everything else — order,
- * retries, dead letters, the circuit, the attempt log — is the kind-independent part below. Broker kinds
- * (NATS, RabbitMQ, Kafka) plug in here: `delivered` once the broker confirmed, `unavailable` when it did not.
- */
-export interface DestinationTransport {
-  deliver(event: RecordedEvent): Promise<TransportResult>;
-}
-
 /** The webhook kind: one signed POST of the event as a CloudEvent. */
 export function webhookTransport(
   destination: StoredDestination,
@@ -108,6 +91,8 @@ export function webhookTransport(
         retryAfterMs: response.retryAfterMs,
       };
     },
+    // The sender (its keep-alive agent) is the process's, shared by every webhook destination.
+    async close() {},
   };
 }
 
@@ -124,6 +109,7 @@ export function destinationConsumer(
   destination: StoredDestination,
   circuit: Circuit,
   deps: DeliveryDeps,
+  transport: DestinationTransport,
   /**
    * Whether the destination is still active as this process last read it: a batch in flight when an
    * operator pauses or deletes the destination stops at its next event instead of sending the rest.
@@ -131,14 +117,20 @@ export function destinationConsumer(
   isActive: () => boolean = () => true,
 ): ConsumerDefinition {
   const timeoutMs = destination.settings.timeoutMs;
-  const transport = webhookTransport(destination, deps.sender);
   const handle = async (event: RecordedEvent, _trx: unknown, context: HandlerContext): Promise<void> => {
     if (!isActive()) {
       // Paused, disabled or deleted meanwhile: the event waits after the checkpoint (no attempt used).
       throw new DeliveryDeferred(new Date(Date.now() + 60_000), `${destination.name} is not active`);
     }
     const admission = await circuit.admit(); // throws DeliveryDeferred while the circuit is open
-    const result = await transport.deliver(event);
+    let result: TransportResult;
+    try {
+      result = await transport.deliver(event);
+    } catch (error) {
+      if (!(error instanceof TransportClosed)) throw error;
+      // Not the receiver's doing: no attempt used, the circuit untouched (a probe's lease runs out).
+      throw new DeliveryDeferred(new Date(Date.now() + 100), error.message);
+    }
     const { verdict, error } = result;
     let circuitState: DestinationAttempt['circuit'];
     let deferUntil: Date | undefined;

@@ -2,7 +2,9 @@ import type { ConsumerDefinition } from '../consumers/consumer.ts';
 import type { Notifier } from '../relay/notifier.ts';
 import { Circuit } from './circuit.ts';
 import { type DeliveryDeps, destinationConsumer } from './deliver.ts';
+import { transportFor } from './kind-transport.ts';
 import { readStoredDestinations } from './stored-destination.ts';
+import type { DestinationTransport } from './transport.ts';
 
 /** The NOTIFY payload (on the log's wake-up channel) that tells every process the destinations changed. */
 export const DESTINATIONS_CHANGED = 'destinations';
@@ -19,13 +21,17 @@ export interface DestinationSyncOptions extends DeliveryDeps {
  * Keeps this process's destinations in step with `outbox.destinations`, without a restart: reads them at
  * start, on every `destinations` wake-up (sent by the admin functions on commit) and every
  * `intervalMs` (the guarantee: NOTIFY is only a hint). A new destination becomes a consumer of this
- * process's drains; a changed one is rebuilt; a deleted one is dropped.
+ * process's drains; a changed one is rebuilt; a deleted one is dropped. Each has one transport (a broker
+ * kind's connection): a rebuilt or dropped destination's is closed once its deliveries in flight finish,
+ * and {@link DestinationSync.close} closes them all when the process stops.
  */
 export class DestinationSync {
   readonly #options: DestinationSyncOptions;
   readonly #known = new Map<string, string>();
   /** Destinations active as last read (paused, disabled and deleted ones are not). */
   readonly #active = new Set<string>();
+  readonly #transports = new Map<string, DestinationTransport>();
+  readonly #closing = new Set<Promise<void>>();
   #timer: NodeJS.Timeout | undefined;
   #unsubscribe: (() => void) | undefined;
   #running: Promise<void> | undefined;
@@ -48,6 +54,27 @@ export class DestinationSync {
   stop(): void {
     clearInterval(this.#timer);
     this.#unsubscribe?.();
+  }
+
+  /** Closes every destination's transport (after {@link stop}, once the drains stopped). */
+  async close(): Promise<void> {
+    await this.#running;
+    for (const name of [...this.#transports.keys()]) this.#retire(name);
+    await Promise.allSettled([...this.#closing]);
+  }
+
+  #retire(name: string): void {
+    const transport = this.#transports.get(name);
+    this.#transports.delete(name);
+    if (!transport) return;
+    const closing = transport.close().catch((error: unknown) => {
+      this.#options.logger.warn(
+        { err: error, destination: name },
+        'destination: closing its connection failed',
+      );
+    });
+    this.#closing.add(closing);
+    void closing.finally(() => this.#closing.delete(closing));
   }
 
   /** Re-reads the destinations (coalesced: one run at a time, one more if asked meanwhile). */
@@ -88,9 +115,12 @@ export class DestinationSync {
         destination.settings.timeoutMs + 5000,
       );
       const name = destination.name;
+      this.#retire(name);
+      const transport = transportFor(destination, this.#options);
+      this.#transports.set(name, transport);
       consumers.set(
         name,
-        destinationConsumer(destination, circuit, this.#options, () => this.#active.has(name)),
+        destinationConsumer(destination, circuit, this.#options, transport, () => this.#active.has(name)),
       );
       this.#known.set(destination.name, destination.version);
       changed = true;
@@ -100,6 +130,7 @@ export class DestinationSync {
       consumers.delete(name);
       this.#active.delete(name);
       this.#known.delete(name);
+      this.#retire(name);
       changed = true;
     }
     if (changed) this.#options.onChange();

@@ -3,9 +3,19 @@ import { z } from 'zod';
 import type { RetryPolicy } from '../consumers/consumer.ts';
 import { DEFAULTS } from '../defaults.ts';
 import { ValidationError } from '../errors.ts';
+import {
+  DEFAULT_NATS_SUBJECT,
+  DEFAULT_RABBITMQ_EXCHANGE,
+  DEFAULT_RABBITMQ_ROUTING_KEY,
+  templateProblem,
+  withoutCredentials,
+} from './broker-message.ts';
 
-/** Kinds of destination. Broker kinds (`nats`, `rabbitmq`, `kafka`) are meant to join this list. */
-export const DESTINATION_KINDS = ['webhook'] as const;
+/**
+ * Kinds of destination: `webhook` (signed HTTP POSTs), `nats` (JetStream publish, checkpoint after the
+ * PubAck), `rabbitmq` (publish on a confirm channel, checkpoint after the broker's confirm).
+ */
+export const DESTINATION_KINDS = ['webhook', 'nats', 'rabbitmq'] as const;
 /** A destination's kind. */
 export type DestinationKind = (typeof DESTINATION_KINDS)[number];
 
@@ -32,10 +42,31 @@ export interface BreakerPolicy {
 export interface DestinationInput {
   /** Unique among destinations and consumers: lower case letters, digits, `-`, `_`. */
   readonly name: string;
-  /** `webhook`. */
+  /** `webhook`, `nats` or `rabbitmq`. */
   readonly kind: DestinationKind;
-  /** Where a webhook POSTs (http or https). */
+  /**
+   * Where it delivers. `webhook`: the http(s) URL POSTed to (no credentials in it; use `headers`).
+   * `nats`: `nats://[user:pass@]host:port` (or `nats://token@host:port`). `rabbitmq`:
+   * `amqp[s]://user:pass@host:port/vhost`. A broker URL's credentials are stored as secrets and never
+   * returned (queries show the URL without them).
+   */
   readonly url: string;
+  /**
+   * `nats`: the subject template, over `{streamType}`, `{streamId}` and `{type}`. Default
+   * `postbox.{streamType}.{type}`. Substituted values have `.`, spaces and wildcards replaced by `_`.
+   */
+  readonly subject?: string | undefined;
+  /**
+   * `nats`: create the JetStream stream when no stream captures the subjects: named
+   * `postbox_<destination name>`, subjects = the template with every placeholder token as `*`, file
+   * storage, a 10-minute duplicate window. Default `false`: the stream is the operator's (its duplicate
+   * window is what deduplicates re-publishes after a crash).
+   */
+  readonly createStream?: boolean | undefined;
+  /** `rabbitmq`: the durable topic exchange published to (declared if missing). Default `postbox`. */
+  readonly exchange?: string | undefined;
+  /** `rabbitmq`: the routing key template, over `{streamType}`, `{streamId}` and `{type}`. Default `{streamType}.{type}`. */
+  readonly routingKey?: string | undefined;
   readonly filter: DestinationFilter;
   /** Where a new destination starts: `now` (default) or `beginning` (the whole log). */
   readonly startFrom?: 'now' | 'beginning' | undefined;
@@ -43,22 +74,42 @@ export interface DestinationInput {
   readonly retry?: Partial<RetryPolicy> | undefined;
   /** After the last attempt: `dead_letter` (default; the stream goes on) or `block` (the stream waits). */
   readonly onExhausted?: 'dead_letter' | 'block' | undefined;
-  /** Requests in flight at most, across all processes (the partition count; fixed at creation). Default `8`. */
+  /**
+   * Requests (or unconfirmed publishes) in flight at most, across all processes: one per partition, one
+   * event of a stream at a time (the partition count; fixed at creation). Default `8`.
+   */
   readonly maxInFlight?: number | undefined;
-  /** Per request, ms. Default `10000`. */
+  /** Per request (webhook) or per publish until the broker's ack (brokers), ms. Default `10000`. */
   readonly timeoutMs?: number | undefined;
-  /** Extra request headers, e.g. `{ authorization: 'Bearer …' }`. Stored as secrets: never returned. */
+  /** Extra request headers, e.g. `{ authorization: 'Bearer …' }` (webhooks). Stored as secrets: never returned. */
   readonly headers?: Readonly<Record<string, string>> | undefined;
   readonly breaker?: Partial<BreakerPolicy> | undefined;
   /** The signing secret (`whsec_` + base64 of 24–64 bytes). Default: generated at creation. */
   readonly secret?: string | undefined;
 }
 
+/** A destination's target settings, without secrets (what is stored in `outbox.destinations.settings`). */
+export interface DestinationSettings {
+  /** The URL; a broker URL without its credentials. */
+  readonly url: string;
+  readonly timeoutMs: number;
+  /** `nats`: the subject template. */
+  readonly subject?: string;
+  /** `nats`: create the stream when missing. */
+  readonly createStream?: boolean;
+  /** `rabbitmq`: the topic exchange. */
+  readonly exchange?: string;
+  /** `rabbitmq`: the routing key template. */
+  readonly routingKey?: string;
+}
+
 /** A validated destination with every default applied (what is stored). */
 export interface DestinationSpec {
   readonly name: string;
   readonly kind: DestinationKind;
-  readonly settings: { readonly url: string; readonly timeoutMs: number };
+  readonly settings: DestinationSettings;
+  /** Brokers: the URL as given, credentials included (a secret). Undefined for webhooks. */
+  readonly connectionUrl: string | undefined;
   readonly filter: { readonly types: readonly string[]; readonly streamTypes: readonly string[] | null };
   readonly startFrom: 'now' | 'beginning';
   readonly retry: RetryPolicy;
@@ -97,7 +148,7 @@ const headers = z
 const secret = z
   .string()
   .regex(/^whsec_[A-Za-z0-9+/]{32,88}={0,2}$/, 'must be whsec_ + base64 of 24–64 bytes');
-const url = z
+const webhookUrl = z
   .string()
   .max(2000)
   .refine(
@@ -112,12 +163,57 @@ const url = z
     { message: 'must be an absolute http(s) URL' },
   )
   .refine((value) => !/^[a-z]+:\/\/[^/]*@/i.test(value), { message: 'must not carry credentials' });
+const BROKER_PROTOCOLS: Record<'nats' | 'rabbitmq', readonly string[]> = {
+  nats: ['nats:', 'tls:'],
+  rabbitmq: ['amqp:', 'amqps:'],
+};
 
-/** The input schema (zod): field paths in its issues are the input's. */
-export const destinationInputSchema = z.object({
+/** Checks the fields that depend on the kind; issues carry the input's field names. */
+function checkKindFields(value: z.infer<typeof baseInputSchema>, context: z.core.$RefinementCtx): void {
+  const issue = (path: string, message: string) =>
+    context.addIssue({ code: 'custom', path: [path], message, input: value });
+  if (value.kind === 'webhook') {
+    const parsed = webhookUrl.safeParse(value.url);
+    if (!parsed.success) issue('url', parsed.error.issues[0]?.message ?? 'invalid');
+  } else {
+    const protocols = BROKER_PROTOCOLS[value.kind];
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(value.url);
+    } catch {}
+    if (!parsed || !protocols.includes(parsed.protocol) || parsed.hostname === '')
+      issue('url', `must be a ${protocols.map((p) => `${p}//`).join(' or ')} URL with a host`);
+    if (value.headers !== undefined) issue('headers', 'only for webhook destinations');
+  }
+  const only = (field: 'subject' | 'createStream' | 'exchange' | 'routingKey', kind: DestinationKind) => {
+    if (value[field] !== undefined && value.kind !== kind) issue(field, `only for ${kind} destinations`);
+  };
+  only('subject', 'nats');
+  only('createStream', 'nats');
+  only('exchange', 'rabbitmq');
+  only('routingKey', 'rabbitmq');
+  if (value.subject !== undefined) {
+    const problem = templateProblem(value.subject, 'nats');
+    if (problem) issue('subject', problem);
+  }
+  if (value.routingKey !== undefined) {
+    const problem = templateProblem(value.routingKey, 'rabbitmq');
+    if (problem) issue('routingKey', problem);
+  }
+}
+
+const baseInputSchema = z.object({
   name,
   kind: z.enum(DESTINATION_KINDS),
-  url,
+  url: z.string().max(2000),
+  subject: z.string().max(255).optional(),
+  createStream: z.boolean().optional(),
+  exchange: z
+    .string()
+    .regex(/^[A-Za-z0-9_.:-]{1,200}$/, 'letters, digits, _ . : - (at most 200)')
+    .refine((value) => !value.startsWith('amq.'), { message: 'amq.* exchanges are the broker’s' })
+    .optional(),
+  routingKey: z.string().max(255).optional(),
   filter: z.object({
     types: z.array(typeName).min(1, 'needs at least one event type').max(200),
     streamTypes: z.array(typeName).min(1).max(200).optional(),
@@ -144,6 +240,9 @@ export const destinationInputSchema = z.object({
   secret: secret.optional(),
 });
 
+/** The input schema (zod): field paths in its issues are the input's. */
+export const destinationInputSchema = baseInputSchema.superRefine(checkKindFields);
+
 /** Turns a zod error into the engine's {@link ValidationError} (first issue, its dotted path). */
 export function toValidationError(error: z.ZodError, prefix = ''): ValidationError {
   const issue = error.issues[0];
@@ -164,10 +263,28 @@ export function parseDestinationInput(input: unknown): DestinationSpec {
   const retry: RetryPolicy = { ...defaults.retry, ...stripUndefined(value.retry ?? {}) };
   if (retry.maxDelayMs < retry.initialDelayMs)
     throw new ValidationError('retry.maxDelayMs must be ≥ retry.initialDelayMs', 'retry.maxDelayMs');
+  const timeoutMs = value.timeoutMs ?? defaults.timeoutMs;
+  const settings: DestinationSettings =
+    value.kind === 'webhook'
+      ? { url: new URL(value.url).toString(), timeoutMs }
+      : value.kind === 'nats'
+        ? {
+            url: withoutCredentials(value.url),
+            timeoutMs,
+            subject: value.subject ?? DEFAULT_NATS_SUBJECT,
+            createStream: value.createStream ?? false,
+          }
+        : {
+            url: withoutCredentials(value.url),
+            timeoutMs,
+            exchange: value.exchange ?? DEFAULT_RABBITMQ_EXCHANGE,
+            routingKey: value.routingKey ?? DEFAULT_RABBITMQ_ROUTING_KEY,
+          };
   return {
     name: value.name,
     kind: value.kind,
-    settings: { url: new URL(value.url).toString(), timeoutMs: value.timeoutMs ?? defaults.timeoutMs },
+    settings,
+    connectionUrl: value.kind === 'webhook' ? undefined : value.url,
     filter: { types: [...new Set(value.filter.types)], streamTypes: value.filter.streamTypes ?? null },
     startFrom: value.startFrom ?? defaults.startFrom,
     retry,

@@ -1,12 +1,12 @@
 import { type QueryExecutorProvider, sql } from 'kysely';
 import type { RetryPolicy } from '../consumers/consumer.ts';
-import type { BreakerPolicy, DestinationKind } from './destination.ts';
+import type { BreakerPolicy, DestinationKind, DestinationSettings } from './destination.ts';
 
 /** A destination as delivery needs it, secrets included (never leaves the engine). */
 export interface StoredDestination {
   readonly name: string;
   readonly kind: DestinationKind;
-  readonly settings: { readonly url: string; readonly timeoutMs: number };
+  readonly settings: DestinationSettings;
   readonly retry: RetryPolicy;
   readonly breaker: BreakerPolicy;
   readonly state: 'active' | 'paused' | 'disabled';
@@ -18,6 +18,8 @@ export interface StoredDestination {
   readonly previousSecret: string | null;
   readonly previousExpiresAt: Date | null;
   readonly headers: Record<string, string>;
+  /** Brokers: the URL with its credentials. */
+  readonly connectionUrl: string | null;
   /** Changes whenever anything above changes (the sync rebuilds the destination's consumer then). */
   readonly version: string;
 }
@@ -39,10 +41,12 @@ export async function readStoredDestinations(db: QueryExecutorProvider): Promise
     previous_secret: string | null;
     previous_expires_at: Date | null;
     headers: Record<string, string>;
+    connection_url: string | null;
     version: string;
   }>`
     select d.name, d.kind, d.settings, d.retry, d.breaker, d.state, c.event_types, c.stream_types, c.partitions,
            c.on_exhausted, s.signing_secret, s.previous_secret, s.previous_expires_at, s.headers,
+           s.connection_url,
            concat_ws('/', d.updated_at, c.updated_at, s.updated_at) as version
     from outbox.destinations d
     join outbox.consumers c on c.name = d.name
@@ -63,6 +67,7 @@ export async function readStoredDestinations(db: QueryExecutorProvider): Promise
     previousSecret: row.previous_secret,
     previousExpiresAt: row.previous_expires_at,
     headers: row.headers,
+    connectionUrl: row.connection_url,
     version: row.version,
   }));
 }

@@ -23,8 +23,19 @@ import { ERROR_TYPES } from './errors.ts';
 import { SCOPES_TO_ADMINISTER } from './scopes.ts';
 
 const DestinationKindEnum = builder.enumType('DestinationKind', {
-  description: 'Where a destination delivers. Broker kinds (NATS, RabbitMQ, Kafka) are to follow.',
-  values: { WEBHOOK: { value: 'webhook' as const, description: 'Signed HTTP POSTs (Standard Webhooks).' } },
+  description: 'Where a destination delivers.',
+  values: {
+    WEBHOOK: { value: 'webhook' as const, description: 'Signed HTTP POSTs (Standard Webhooks).' },
+    NATS: {
+      value: 'nats' as const,
+      description: 'JetStream publishes (Nats-Msg-Id = the event id); the checkpoint moves after the PubAck.',
+    },
+    RABBITMQ: {
+      value: 'rabbitmq' as const,
+      description:
+        'Persistent messages to a topic exchange on a confirm channel; the checkpoint moves after the confirm.',
+    },
+  },
 });
 
 const DestinationStateEnum = builder.enumType('DestinationState', {
@@ -113,7 +124,17 @@ const DestinationRef = builder.objectRef<DestinationView>('Destination').impleme
   fields: (t) => ({
     name: t.exposeString('name'),
     kind: t.field({ type: DestinationKindEnum, resolve: (d) => d.kind }),
-    url: t.exposeString('url'),
+    url: t.exposeString('url', { description: 'A broker URL is shown without its user and password.' }),
+    subject: t.exposeString('subject', { nullable: true, description: 'NATS: the subject template.' }),
+    createStream: t.exposeBoolean('createStream', {
+      nullable: true,
+      description: 'NATS: whether a missing JetStream stream is created.',
+    }),
+    exchange: t.exposeString('exchange', { nullable: true, description: 'RabbitMQ: the topic exchange.' }),
+    routingKey: t.exposeString('routingKey', {
+      nullable: true,
+      description: 'RabbitMQ: the routing key template.',
+    }),
     state: t.field({ type: DestinationStateEnum, resolve: (d) => d.state }),
     stateReason: t.exposeString('stateReason', { nullable: true }),
     filter: t.field({ type: FilterRef, resolve: (d) => d.filter }),
@@ -179,7 +200,30 @@ const CreateInput = builder.inputType('CreateDestinationInput', {
   fields: (t) => ({
     name: t.string({ required: true }),
     kind: t.field({ type: DestinationKindEnum, required: true }),
-    url: t.string({ required: true }),
+    url: t.string({
+      required: true,
+      description:
+        'http(s) URL (webhook), nats://[user:pass@]host:port, or amqp[s]://user:pass@host:port/vhost.',
+    }),
+    subject: t.string({
+      required: false,
+      description:
+        'NATS: subject template over {streamType}, {streamId}, {type}. Default postbox.{streamType}.{type}.',
+    }),
+    createStream: t.boolean({
+      required: false,
+      description:
+        'NATS: create the JetStream stream (postbox_<name>) when none captures the subjects. Default false.',
+    }),
+    exchange: t.string({
+      required: false,
+      description: 'RabbitMQ: durable topic exchange. Default postbox.',
+    }),
+    routingKey: t.string({
+      required: false,
+      description:
+        'RabbitMQ: routing key template over {streamType}, {streamId}, {type}. Default {streamType}.{type}.',
+    }),
     filter: t.field({ type: FilterInput, required: true }),
     startFrom: t.field({ type: StartFromEnum, required: false, description: 'Default NOW.' }),
     retry: t.field({ type: RetryInput, required: false }),
@@ -201,6 +245,25 @@ const CreateInput = builder.inputType('CreateDestinationInput', {
 const UpdateInput = builder.inputType('UpdateDestinationInput', {
   fields: (t) => ({
     url: t.string({ required: false }),
+    subject: t.string({
+      required: false,
+      description:
+        'NATS: subject template over {streamType}, {streamId}, {type}. Default postbox.{streamType}.{type}.',
+    }),
+    createStream: t.boolean({
+      required: false,
+      description:
+        'NATS: create the JetStream stream (postbox_<name>) when none captures the subjects. Default false.',
+    }),
+    exchange: t.string({
+      required: false,
+      description: 'RabbitMQ: durable topic exchange. Default postbox.',
+    }),
+    routingKey: t.string({
+      required: false,
+      description:
+        'RabbitMQ: routing key template over {streamType}, {streamId}, {type}. Default {streamType}.{type}.',
+    }),
     filter: t.field({ type: FilterInput, required: false }),
     retry: t.field({ type: RetryInput, required: false }),
     onExhausted: t.field({ type: OnExhaustedEnum, required: false }),
@@ -250,6 +313,17 @@ const DeletedRef = builder.objectRef<{ name: string }>('DeleteDestinationSuccess
 });
 
 type Optional<T> = T | null | undefined;
+const brokerFieldsOf = (input: {
+  subject?: Optional<string>;
+  createStream?: Optional<boolean>;
+  exchange?: Optional<string>;
+  routingKey?: Optional<string>;
+}) => ({
+  ...(typeof input.subject === 'string' ? { subject: input.subject } : {}),
+  ...(typeof input.createStream === 'boolean' ? { createStream: input.createStream } : {}),
+  ...(typeof input.exchange === 'string' ? { exchange: input.exchange } : {}),
+  ...(typeof input.routingKey === 'string' ? { routingKey: input.routingKey } : {}),
+});
 const defined = <T>(value: Optional<T>): T | undefined => (value === null ? undefined : value);
 const headersOf = (headers: Optional<ReadonlyArray<{ name: string; value: string }>>) =>
   headers ? Object.fromEntries(headers.map((header) => [header.name, header.value])) : undefined;
@@ -309,6 +383,7 @@ builder.mutationFields((t) => ({
         kind: input.kind,
         url: input.url,
         filter: filterOf(input.filter) ?? { types: [] },
+        ...brokerFieldsOf(input),
         ...(input.startFrom ? { startFrom: input.startFrom } : {}),
         ...(retry ? { retry } : {}),
         ...(input.onExhausted ? { onExhausted: input.onExhausted } : {}),
@@ -339,6 +414,7 @@ builder.mutationFields((t) => ({
       const patch: DestinationPatch = {
         ...(input.url ? { url: input.url } : {}),
         ...(filter ? { filter } : {}),
+        ...brokerFieldsOf(input),
         ...(retry ? { retry } : {}),
         ...(input.onExhausted ? { onExhausted: input.onExhausted } : {}),
         ...(defined(input.timeoutMs) !== undefined ? { timeoutMs: input.timeoutMs as number } : {}),

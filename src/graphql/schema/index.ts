@@ -8,6 +8,7 @@ import './order.ts';
 import './consumer.ts';
 import './viewer.ts';
 import './destination.ts';
+import './contract.ts';
 import './subscription.ts';
 
 builder.queryType({ description: 'Reads: orders, the catalogue, the event log and the consumers.' });
