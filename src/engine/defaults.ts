@@ -9,6 +9,11 @@ export const DEFAULTS = Object.freeze({
   pollIntervalMs: 2000,
   /** Time one queued drain job may keep its worker slot before it hands over, ms. */
   drainBudgetMs: 1000,
+  /**
+   * `statement_timeout` of the engine's own statements in a delivery transaction (reading the partition,
+   * recording failures, the checkpoint, COMMIT), ms. Handlers' statements get their consumer's `timeoutMs`.
+   */
+  statementTimeoutMs: 60_000,
   /** Connections of the pool `startPostbox` makes when given a connection string instead of a pool. */
   poolSize: 10,
   /** Per consumer (`defineConsumer`). */

@@ -57,6 +57,12 @@ export type PostboxOptions = PostboxConnection & {
    * Default: `concurrency`.
    */
   readonly handoffConcurrency?: number;
+  /**
+   * `statement_timeout` of the engine's own statements in a delivery transaction (reading the partition,
+   * recording failures, writing the checkpoint, COMMIT), ms. A handler's statements run under its
+   * consumer's `timeoutMs` instead. Default `60000` (`DEFAULTS.statementTimeoutMs`).
+   */
+  readonly statementTimeoutMs?: number;
   /** A pino-compatible logger. Default: logs nothing. */
   readonly logger?: Logger;
   /**
@@ -104,6 +110,10 @@ export async function startPostbox(options: PostboxOptions): Promise<Postbox> {
   const concurrency = positiveInteger(options.concurrency ?? DEFAULTS.concurrency, 'concurrency');
   const pollIntervalMs = positiveInteger(options.pollIntervalMs ?? DEFAULTS.pollIntervalMs, 'pollIntervalMs');
   const drainBudgetMs = positiveInteger(options.drainBudgetMs ?? DEFAULTS.drainBudgetMs, 'drainBudgetMs');
+  const statementTimeoutMs = positiveInteger(
+    options.statementTimeoutMs ?? DEFAULTS.statementTimeoutMs,
+    'statementTimeoutMs',
+  );
   const handoffConcurrency = options.handoffConcurrency ?? concurrency;
   if (!Number.isInteger(handoffConcurrency) || handoffConcurrency < 0) {
     throw new TypeError('postbox: handoffConcurrency must be a non-negative integer');
@@ -138,6 +148,7 @@ export async function startPostbox(options: PostboxOptions): Promise<Postbox> {
     },
     jobBudgetMs: drainBudgetMs,
     localConcurrency: handoffConcurrency,
+    statementTimeoutMs,
   });
   const drainTask: Task = async (rawPayload, helpers) => {
     const payload = rawPayload as DrainJobPayload;

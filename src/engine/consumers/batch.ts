@@ -1,5 +1,6 @@
 import { type ControlledTransaction, sql } from 'kysely';
 import type { OutboxDatabase } from '../db/database.ts';
+import { DEFAULTS } from '../defaults.ts';
 import { comparePoints, type EventRow, type LogPoint } from '../outbox/read.ts';
 import { advanceBlockedStream, blockStream, releaseStream } from '../sql/blocked-streams.ts';
 import {
@@ -42,6 +43,11 @@ export interface BatchContext {
  * events after the checkpoint; failures recorded as retries, blocked streams or dead letters; and the new
  * checkpoint. Per-stream order: a failed event blocks its stream (its later events are skipped by the scan
  * and caught up, in version order, when the retry succeeds); other streams keep flowing.
+ *
+ * Timeouts: handlers' statements run under the consumer's `timeoutMs`, the engine's own under
+ * `DrainOptions.statementTimeoutMs`. The transaction-local `statement_timeout` is switched only when the
+ * kind of statement changes: on the common path, once per batch (back to the engine's, before the
+ * checkpoint); `readPartitionState` set the handlers' one.
  */
 export class Batch {
   handled = 0;
@@ -51,6 +57,8 @@ export class Batch {
   #checkpoint: LogPoint;
   #checkpointMoved = false;
   #savepointCounter = 0;
+  /** Whose `statement_timeout` is in force: the handlers' (set by readPartitionState) or the engine's. */
+  #timeoutOf: 'handler' | 'engine' = 'handler';
 
   constructor(context: BatchContext, state: PartitionState) {
     this.#context = context;
@@ -61,9 +69,11 @@ export class Batch {
   /** Dead letters an operator asked to redrive, in stream order. Streams parked by `block` go through retries instead. */
   async redrive(): Promise<boolean> {
     const { trx, consumer, partition } = this.#context;
+    await this.#engineStatements();
     const rows = await readRedrives(trx, consumer.name, partition, consumer.batchSize);
     for (const row of rows) {
       const failure = await this.#deliver(row, row.dead_attempts + 1);
+      await this.#engineStatements();
       if (failure) {
         await failRedrive(trx, row.dead_letter_id, errorText(failure), errorStack(failure));
       } else {
@@ -82,6 +92,7 @@ export class Batch {
       (row) => row.next_attempt_at !== null && Date.parse(row.next_attempt_at) <= now,
     );
     for (const block of due) {
+      await this.#engineStatements();
       const rows = await readStreamBacklog(trx, {
         streamType: block.stream_type,
         streamId: block.stream_id,
@@ -108,10 +119,12 @@ export class Batch {
           }
         } else if (isHead) {
           // An operator's redrive of a stream parked by `block` succeeds here: close its dead letter.
+          await this.#engineStatements();
           await closeDeadLetterOfEvent(trx, consumer.name, row.position);
         }
       }
       if (stoppedAt) continue; // still blocked, at stoppedAt (#recordFailure updated the row)
+      await this.#engineStatements();
       const last = rows.at(-1);
       if (rows.length === consumer.batchSize && last) {
         // Not caught up yet: keep the stream blocked, due now, from the next version.
@@ -154,6 +167,7 @@ export class Batch {
   async saveCheckpoint(): Promise<void> {
     if (!this.#checkpointMoved && this.handled === 0) return;
     const { trx, consumer, partition } = this.#context;
+    await this.#engineStatements();
     await saveCheckpoint(trx, {
       consumer: consumer.name,
       partition,
@@ -186,6 +200,7 @@ export class Batch {
       knownFailures.set(row.id, known);
       return known;
     }
+    await this.#handlerStatements();
     const started = performance.now();
     const savepoint = careful ? `d${++this.#savepointCounter}` : undefined;
     if (savepoint) await sql.raw(`savepoint ${savepoint}`).execute(trx);
@@ -230,6 +245,7 @@ export class Batch {
     const policy = consumer.retry;
     const exhausted = failure.permanent || attempt >= policy.maxAttempts;
     const message = errorText(failure);
+    await this.#engineStatements();
     options.logger.warn(
       {
         consumer: consumer.name,
@@ -279,6 +295,21 @@ export class Batch {
     return true;
   }
 
+  /** Puts the engine's `statement_timeout` in force (before its own statements). */
+  async #engineStatements(): Promise<void> {
+    if (this.#timeoutOf === 'engine') return;
+    const ms = this.#context.options.statementTimeoutMs ?? DEFAULTS.statementTimeoutMs;
+    await setStatementTimeout(this.#context.trx, ms);
+    this.#timeoutOf = 'engine';
+  }
+
+  /** Puts the consumer's handler timeout in force as `statement_timeout` (before a handler runs). */
+  async #handlerStatements(): Promise<void> {
+    if (this.#timeoutOf === 'handler') return;
+    await setStatementTimeout(this.#context.trx, this.#context.consumer.timeoutMs);
+    this.#timeoutOf = 'handler';
+  }
+
   /** Collects an outcome; the caller reports them once the transaction committed. */
   #report(row: EventRow, ok: boolean, durationMs: number, deadLettered: boolean): void {
     this.#context.outcomes.push({
@@ -297,4 +328,9 @@ function errorText(failure: Failure): string {
 
 function errorStack(failure: Failure): string | null {
   return failure.error.stack?.slice(0, MAX_STACK_CHARS) ?? null;
+}
+
+/** Sets the transaction's `statement_timeout` for the statements that follow. */
+async function setStatementTimeout(trx: BatchContext['trx'], ms: number): Promise<void> {
+  await sql`select set_config('statement_timeout', ${String(Math.trunc(ms))}, true)`.execute(trx);
 }

@@ -19,6 +19,8 @@ export interface DrainRunnerOptions {
   readonly jobBudgetMs: number;
   /** Partitions this process drains at once on the relay's direct hand-off (besides queued jobs). */
   readonly localConcurrency: number;
+  /** `statement_timeout` of the engine's own statements in delivery transactions, ms. */
+  readonly statementTimeoutMs: number;
 }
 
 /** How a drain loop ended. */
@@ -139,6 +141,7 @@ export class DrainRunner {
       const result = await drainPartition(this.#options.db, consumer, target.partition, {
         logger: this.#options.logger,
         registry: this.#options.registry,
+        statementTimeoutMs: this.#options.statementTimeoutMs,
         ...(this.#options.onDelivery ? { onDelivery: this.#options.onDelivery } : {}),
       });
       if (result.nextRetryAt) await scheduleRetry(addJobs, target, result.nextRetryAt);

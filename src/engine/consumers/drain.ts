@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { EngineDb } from '../db/database.ts';
+import { DEFAULTS } from '../defaults.ts';
 import { LOCK_NOT_AVAILABLE, lockPartitionStatement } from '../sql/lock-partition.ts';
 import { readPartitionState } from '../sql/read-partition-state.ts';
 import { Batch, type BatchContext } from './batch.ts';
@@ -65,7 +66,7 @@ export async function drainPartition(
             lockPartitionStatement({
               consumer: consumer.name,
               partition,
-              statementTimeoutMs: consumer.timeoutMs,
+              statementTimeoutMs: options.statementTimeoutMs ?? DEFAULTS.statementTimeoutMs,
               lockWait,
             }),
           )
@@ -131,12 +132,12 @@ async function runBatch(context: BatchContext): Promise<DrainResult> {
     failed: 0,
     nextRetryAt: undefined,
   });
-  const state = await readPartitionState(
-    context.trx,
-    context.consumer.name,
-    context.partition,
-    context.consumer.batchSize,
-  );
+  const state = await readPartitionState(context.trx, {
+    consumer: context.consumer.name,
+    partition: context.partition,
+    batchSize: context.consumer.batchSize,
+    handlerTimeoutMs: context.consumer.timeoutMs,
+  });
   if (!state) return idle('unknown');
   if (state.status === 'paused') return idle('paused');
 

@@ -4,7 +4,7 @@ import { partitionLockArgs } from '../db/lock-keys.ts';
 export interface LockPartitionInput {
   readonly consumer: string;
   readonly partition: number;
-  /** `statement_timeout` for the rest of the transaction, ms (the handler timeout). */
+  /** `statement_timeout` of the engine's statements that follow, ms (handlers get theirs separately). */
   readonly statementTimeoutMs: number;
   /** How long to wait for the lock before giving up with 55P03, e.g. `'250ms'`. */
   readonly lockWait: string;

@@ -30,19 +30,27 @@ export interface PartitionState {
 /**
  * Reads a consumer partition's state and its next batch of new events. Must run after the partition lock
  * was granted, in a statement of its own: a snapshot taken before could miss the previous drainer's
- * checkpoint and deliver its events again. Also resets `lock_timeout` (handlers wait for locks normally).
+ * checkpoint and deliver its events again. Also resets `lock_timeout` (handlers wait for locks normally)
+ * and sets `statement_timeout` to the handler timeout for the statements that follow (the handlers'; the
+ * drain sets its own back before its bookkeeping).
  *
  * Prepared: planning it cost more than running it; its plan does not depend on the parameters (one
  * consumer partition row, then index walks from its checkpoint).
  */
 export async function readPartitionState(
   executor: QueryExecutorProvider,
-  consumer: string,
-  partition: number,
-  batchSize: number,
+  input: {
+    readonly consumer: string;
+    readonly partition: number;
+    readonly batchSize: number;
+    /** `statement_timeout` for the statements after this one (the handlers'), ms. */
+    readonly handlerTimeoutMs: number;
+  },
 ): Promise<PartitionState | undefined> {
+  const { consumer, partition, batchSize } = input;
   const { rows } = await sql<PartitionState>`${sql.raw(PREPARE)}
     select set_config('lock_timeout', '0', true) as lock_timeout_reset,
+      set_config('statement_timeout', ${String(Math.trunc(input.handlerTimeoutMs))}, true) as handler_timeout,
       c.status, p.checkpoint_xid, p.checkpoint_position,
       coalesce((select json_agg(json_build_object(
                   'stream_type', b.stream_type, 'stream_id', b.stream_id, 'event_position', b.event_position::text,
