@@ -189,6 +189,10 @@ export class Batch {
   /**
    * Calls the handler. Returns the failure, or undefined on success. In fast mode a failure aborts the
    * batch (rerun carefully); in careful mode the handler's writes are undone by its savepoint.
+   *
+   * In careful mode a handler that returned is also checked for what would only fail later, outside it: a
+   * transaction it left aborted (it caught a database error and carried on) and deferred constraints its
+   * writes break (they would fail at COMMIT). Both count as its failure.
    */
   async #deliver(row: EventRow, attempt: number): Promise<Failure | undefined> {
     const { trx, consumer, careful, knownFailures, options } = this.#context;
@@ -213,12 +217,21 @@ export class Batch {
       logger: options.logger,
     });
     const durationMs = performance.now() - started;
+    if (!failure && savepoint) {
+      const late = await this.#settle(savepoint);
+      if (late) {
+        knownFailures.set(row.id, late);
+        return late;
+      }
+    }
     if (!failure) {
-      if (savepoint) await sql.raw(`release savepoint ${savepoint}`).execute(trx);
       this.handled++;
       this.#report(row, true, durationMs, false);
       return undefined;
     }
+    // The transaction was already aborted when this handler started: an earlier handler of the fast batch
+    // swallowed a database error. Not this event's failure; the careful rerun finds the culprit.
+    if (!careful && isAbortedTransaction(failure.error)) throw new RerunCarefully(false);
     knownFailures.set(row.id, failure);
     recentFailures.remember(consumer.name, row.id, failure);
     if (!careful || failure.poisonsTransaction) throw new RerunCarefully(failure.poisonsTransaction);
@@ -295,6 +308,39 @@ export class Batch {
     return true;
   }
 
+  /**
+   * After a handler returned in careful mode: checks the deferred constraints so far (in a savepoint that
+   * restores their deferred mode) and releases the handler's savepoint, in one round trip. On failure the
+   * handler's savepoint is rolled back and the failure returned.
+   */
+  async #settle(savepoint: string): Promise<Failure | undefined> {
+    const { trx, consumer } = this.#context;
+    try {
+      await sql
+        .raw(
+          'savepoint settle; set constraints all immediate; rollback to savepoint settle; ' +
+            `release savepoint ${savepoint}`,
+        )
+        .execute(trx);
+      return undefined;
+    } catch (error) {
+      if (!hasSqlState(error) || isConnectionError(error)) throw error;
+      await sql.raw(`rollback to savepoint ${savepoint}`).execute(trx);
+      const cause = error as Error;
+      return {
+        error: new Error(
+          isAbortedTransaction(cause)
+            ? `${consumer.name} returned, but its transaction was aborted by a database error it caught ` +
+                '(rethrow it, or use a savepoint around the statement it expects to fail)'
+            : `${consumer.name} returned, but its writes fail at commit: ${cause.message}`,
+          { cause },
+        ),
+        poisonsTransaction: false,
+        permanent: false,
+      };
+    }
+  }
+
   /** Puts the engine's `statement_timeout` in force (before its own statements). */
   async #engineStatements(): Promise<void> {
     if (this.#timeoutOf === 'engine') return;
@@ -323,11 +369,34 @@ export class Batch {
 }
 
 function errorText(failure: Failure): string {
-  return failure.error.message.slice(0, MAX_ERROR_CHARS);
+  return storable(failure.error.message.slice(0, MAX_ERROR_CHARS));
 }
 
 function errorStack(failure: Failure): string | null {
-  return failure.error.stack?.slice(0, MAX_STACK_CHARS) ?? null;
+  const stack = failure.error.stack;
+  return stack === undefined ? null : storable(stack.slice(0, MAX_STACK_CHARS));
+}
+
+/** Postgres text cannot hold NUL: it becomes U+FFFD (a dead letter must never fail to be written). */
+function storable(text: string): string {
+  return text.replaceAll('\u0000', '\uFFFD');
+}
+
+/** SQLSTATE 25P02: the transaction was aborted by an earlier error and ignores every statement. */
+export function isAbortedTransaction(error: unknown): boolean {
+  return (error as { code?: unknown }).code === '25P02';
+}
+
+/** A database error (it carries a SQLSTATE), as opposed to one of the driver or the network. */
+export function hasSqlState(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code);
+}
+
+/** The connection is gone or going (class 08, or the server shutting the session down). */
+export function isConnectionError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code !== 'string' || code.startsWith('08') || /^57P0[1-4]$/.test(code);
 }
 
 /** Sets the transaction's `statement_timeout` for the statements that follow. */

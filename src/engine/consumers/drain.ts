@@ -3,7 +3,7 @@ import type { EngineDb } from '../db/database.ts';
 import { DEFAULTS } from '../defaults.ts';
 import { LOCK_NOT_AVAILABLE, lockPartitionStatement } from '../sql/lock-partition.ts';
 import { readPartitionState } from '../sql/read-partition-state.ts';
-import { Batch, type BatchContext } from './batch.ts';
+import { Batch, type BatchContext, hasSqlState, isConnectionError } from './batch.ts';
 import type { ConsumerDefinition } from './consumer.ts';
 import type { DeliveryOutcome, DrainOptions } from './delivery-outcome.ts';
 import { type Failure, RerunCarefully } from './failures.ts';
@@ -104,6 +104,17 @@ export async function drainPartition(
           }
           return result;
         } catch (error) {
+          // A database error outside the handlers on the fast path — the engine's statement after a handler
+          // that left the transaction aborted, or COMMIT failing a deferred constraint — belongs to one of
+          // the batch's handlers: a careful rerun (in a new transaction) finds which, and records it.
+          if (
+            !careful &&
+            !(error instanceof RerunCarefully) &&
+            hasSqlState(error) &&
+            !isConnectionError(error)
+          ) {
+            throw new RerunCarefully(true);
+          }
           if (!(error instanceof RerunCarefully) || error.abandonTransaction) throw error;
           careful = true;
           await sql`rollback to savepoint batch`.execute(trx);

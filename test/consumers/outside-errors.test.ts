@@ -1,0 +1,152 @@
+import { randomUUID } from 'node:crypto';
+import { type Kysely, sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { defineConsumer } from '../../src/engine/consumers/consumer.ts';
+import { appendEvents } from '../../src/engine/outbox/append.ts';
+import { defineEvent } from '../../src/engine/outbox/event.ts';
+import { type Postbox, startPostbox } from '../../src/engine/postbox.ts';
+import { createEffectsTable } from '../fixtures/effects.ts';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+// Failures that happen outside the handler's own throw: each used to stop every stream of its partition
+// for good (the drain failed and was retried forever, with no dead letter).
+
+const Swallowed = defineEvent({
+  type: 'Swallowed',
+  streamType: 'oe',
+  schema: z.object({ bad: z.boolean() }),
+});
+const Deferred = defineEvent({ type: 'Deferred', streamType: 'oe', schema: z.object({ bad: z.boolean() }) });
+const Nul = defineEvent({ type: 'Nul', streamType: 'oe', schema: z.object({ bad: z.boolean() }) });
+
+let t: TestDatabase;
+let postbox: Postbox;
+
+const effect = (consumer: string, streamId: string, trx: Kysely<never>) =>
+  sql`insert into test_effects (consumer, event_id, stream_id, stream_version, attempt)
+      values (${consumer}, ${randomUUID()}, ${streamId}, 1, 1)`.execute(trx);
+
+// One partition each, retried twice, then dead-lettered: the failing event and the healthy ones share it.
+const common = {
+  partitions: 1,
+  retry: { maxAttempts: 2, initialDelayMs: 50, maxDelayMs: 100, jitter: 0 },
+} as const;
+
+beforeAll(async () => {
+  t = await createTestDatabase({ poolSize: 12 });
+  await createEffectsTable(t.db as never);
+  await sql`create table test_parent (id int primary key)`.execute(t.db);
+  await sql`create table test_child (id int primary key,
+              parent int references test_parent deferrable initially deferred)`.execute(t.db);
+  postbox = await startPostbox({
+    pool: t.pool,
+    pollIntervalMs: 100,
+    concurrency: 2,
+    consumers: [
+      defineConsumer({
+        ...common,
+        name: 'swallows',
+        on: [Swallowed],
+        async handle(event, trx) {
+          if (event.payload.bad) {
+            // A handler that catches a database error and carries on: the transaction is aborted.
+            await sql`select 1 / 0`.execute(trx).catch(() => undefined);
+            return;
+          }
+          await effect('swallows', event.streamId, trx as never);
+        },
+      }),
+      defineConsumer({
+        ...common,
+        name: 'defers',
+        on: [Deferred],
+        async handle(event, trx) {
+          // A deferred foreign key: a bad row fails only at COMMIT.
+          const parent = event.payload.bad ? -1 : 1;
+          await sql`insert into test_child (id, parent)
+                    values ((select coalesce(max(id), 0) + 1 from test_child), ${parent})`.execute(trx);
+          await effect('defers', event.streamId, trx as never);
+        },
+      }),
+      defineConsumer({
+        ...common,
+        name: 'nul',
+        on: [Nul],
+        async handle(event, trx) {
+          if (event.payload.bad) throw new Error('bad byte \u0000 in the message');
+          await effect('nul', event.streamId, trx as never);
+        },
+      }),
+    ],
+  });
+  await sql`insert into test_parent values (1)`.execute(t.db);
+});
+afterAll(async () => {
+  await postbox?.stop();
+  await t?.drop();
+});
+
+const delivered = async (consumer: string) =>
+  (
+    await sql<{ stream_id: string }>`select stream_id from test_effects where consumer = ${consumer}
+                                     order by seq`.execute(t.db)
+  ).rows.map((row) => row.stream_id);
+
+const deadLetters = async (consumer: string) =>
+  (
+    await sql<{ stream_id: string; last_error: string }>`
+      select stream_id, last_error from outbox.dead_letters where consumer = ${consumer}`.execute(t.db)
+  ).rows;
+
+/** Appends a bad event, then healthy ones after it in the same partition; all must be settled. */
+async function scenario(consumer: string, event: typeof Swallowed | typeof Deferred | typeof Nul) {
+  const bad = `${consumer}-bad`;
+  const good = [1, 2, 3].map((n) => `${consumer}-good-${n}`);
+  // Two healthy events in the bad one's batch (the fast path runs them together), one in a later batch.
+  await t.db
+    .transaction()
+    .execute((trx) =>
+      appendEvents(trx, [
+        event.create(good[0] as string, { bad: false }),
+        event.create(bad, { bad: true }),
+        event.create(good[1] as string, { bad: false }),
+      ]),
+    );
+  await t.db
+    .transaction()
+    .execute((trx) => appendEvents(trx, [event.create(good[2] as string, { bad: false })]));
+  await waitFor(
+    `${consumer}: healthy streams delivered`,
+    async () => (await delivered(consumer)).length >= 3,
+    20_000,
+  );
+  const dead = await waitFor(`${consumer}: the bad event dead-lettered`, async () => {
+    const rows = await deadLetters(consumer);
+    return rows.length > 0 && rows;
+  });
+  expect((await delivered(consumer)).sort()).toEqual([...good].sort());
+  expect(dead.map((row) => row.stream_id)).toEqual([bad]);
+  return dead[0]?.last_error ?? '';
+}
+
+describe('errors outside the handler are attributed to the event that caused them', () => {
+  it('a handler that swallows a database error: its event fails, the partition moves on', async () => {
+    const error = await scenario('swallows', Swallowed);
+    expect(error).toMatch(/aborted/);
+  });
+
+  it('a deferred constraint failing at COMMIT: its event fails, the partition moves on', async () => {
+    const error = await scenario('defers', Deferred);
+    expect(error).toMatch(/foreign key/);
+    const { rows } = await sql<{ n: number }>`select count(*)::int as n from test_child`.execute(t.db);
+    expect(rows[0]?.n).toBe(3);
+  });
+
+  it('an error message with a NUL byte is stored (without it), and the partition moves on', async () => {
+    const error = await scenario('nul', Nul);
+    expect(error).toMatch(/^bad byte .* in the message$/);
+    expect(error).not.toContain('\u0000');
+  });
+});
