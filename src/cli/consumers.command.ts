@@ -105,9 +105,15 @@ export function registerConsumersCommand(program: Command): void {
     .option('--after <position>', 'log position to replay after')
     .action((name: string, options: { after?: string }) =>
       withDb(async (db) => {
-        await replayConsumer(db, name, options.after === undefined ? {} : { afterPosition: options.after });
+        const result = await replayConsumer(
+          db,
+          name,
+          options.after === undefined ? {} : { afterPosition: options.after },
+        );
         process.stdout.write(
-          `${name} rewound${options.after ? ` to after position ${options.after}` : ' to the start'}\n`,
+          `${name} rewound${options.after ? ` to after position ${options.after}` : ' to the start'}; ` +
+            `blocked streams kept: ${result.keptBlockedStreams} (failed before the point, still retried), ` +
+            `released: ${result.releasedBlockedStreams} (replayed); open dead letters: ${result.openDeadLetters}\n`,
         );
       }),
     );

@@ -13,6 +13,7 @@ export {
   pauseConsumer,
   type RedriveOptions,
   type ReplayOptions,
+  type ReplayResult,
   redriveDeadLetters,
   replayConsumer,
   resumeConsumer,
