@@ -19,7 +19,7 @@ import { createEventRegistry } from './outbox/read.ts';
 import { createPostboxEvents, type PostboxEvents } from './postbox-events.ts';
 import { Notifier } from './relay/notifier.ts';
 import { Relay } from './relay/relay.ts';
-import { DRAIN_TASK, type DrainJobPayload } from './relay/schedule.ts';
+import { DRAIN_TASK, type DrainJobPayload, drainTaskOf, scheduleDrains } from './relay/schedule.ts';
 import { guardWorkerRejections } from './worker-rejections.ts';
 
 /** Where the engine connects: the application's pool (preferred), or a URL for a pool of its own. */
@@ -155,6 +155,15 @@ export async function startPostbox(options: PostboxOptions): Promise<Postbox> {
     emit('job', { consumer: payload.consumer, partition: payload.partition });
     await drains.runJob({ consumer: payload.consumer, partition: payload.partition }, helpers.addJobs);
   };
+  // Jobs queued under the shared task name of earlier versions: run here, or passed on to the consumer's
+  // own task (which only processes running that consumer fetch).
+  const legacyDrainTask: Task = async (rawPayload, helpers) => {
+    const payload = rawPayload as DrainJobPayload;
+    if (consumers.has(payload.consumer)) return drainTask(rawPayload, helpers);
+    await scheduleDrains(helpers.addJobs, [{ consumer: payload.consumer, partition: payload.partition }]);
+  };
+  const taskList: Record<string, Task> = { [DRAIN_TASK]: legacyDrainTask };
+  for (const name of consumers.keys()) taskList[drainTaskOf(name)] = drainTask;
 
   const workerLogger = new WorkerLogger((scope) => (level, message, meta) => {
     const log = logger.child({ worker: scope });
@@ -184,7 +193,7 @@ export async function startPostbox(options: PostboxOptions): Promise<Postbox> {
       noHandleSignals: true,
       pollInterval: pollIntervalMs,
       logger: workerLogger,
-      taskList: { [DRAIN_TASK]: drainTask },
+      taskList,
     });
     workerUtils = await makeWorkerUtils({ pgPool: jobPool, logger: workerLogger });
   } catch (error) {
@@ -204,7 +213,6 @@ export async function startPostbox(options: PostboxOptions): Promise<Postbox> {
   });
   const relay = new Relay({
     notifier,
-    consumers: [...consumers.keys()],
     addJobs: utils.addJobs,
     ...(handoffConcurrency === 0 ? {} : { handoff: (targets) => drains.offer(targets) }),
     pollIntervalMs,

@@ -31,8 +31,9 @@ const key = (target: DrainTarget): string => `${target.consumer}\u0000${target.p
 /**
  * Runs partition drains in this process, from two sources:
  *
- * - **Queued jobs** (graphile-worker's `postbox_drain` task): polls, retries, redrives, overflow, and
- *   news for partitions of consumers other processes run. Budgeted: after `jobBudgetMs` a job re-enqueues
+ * - **Queued jobs** (graphile-worker's `postbox_drain:<consumer>` tasks, registered for this process's
+ *   consumers only): polls, retries, redrives, overflow, and news scheduled by a relay leading in another
+ *   process. Budgeted: after `jobBudgetMs` a job re-enqueues
  *   itself so a backlog on one partition cannot hold a worker slot against the others.
  * - **Direct hand-off from the relay** ({@link offer}), when the relay leads in this process: the relay
  *   passes the partitions of a scan here instead of enqueueing jobs, while this process has free slots.
@@ -82,7 +83,7 @@ export class DrainRunner {
     return rest;
   }
 
-  /** The body of the `postbox_drain` graphile-worker task. */
+  /** The body of the `postbox_drain:<consumer>` graphile-worker tasks. */
   async runJob(target: DrainTarget, addJobs: AddJobsFunction): Promise<void> {
     if (!this.#options.consumers.has(target.consumer)) return; // another deployment's consumer
     const running = this.#local.get(key(target));

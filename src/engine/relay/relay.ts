@@ -17,8 +17,6 @@ const AWAKE_SCAN_INTERVAL_MS = 2;
 export interface RelayOptions {
   /** The process's wake-up connection; the relay also holds its leader lock and runs its scans on it. */
   readonly notifier: Notifier;
-  /** Consumers this process knows; only they are scheduled. */
-  readonly consumers: readonly string[];
   readonly addJobs: AddJobsFunction;
   /**
    * Direct hand-off of a scan's partitions to drains in this process; returns those it did not take, which
@@ -38,7 +36,9 @@ export interface RelayOptions {
  * One relay per database leads ({@link tryLead}); the others stand by and take over when the leader's
  * connection dies. The leader keeps a cursor in log order and, for each batch of newly readable events,
  * hands the (consumer, partition) pairs concerned to this process's drains or enqueues drain jobs — one
- * `add_jobs` call per batch.
+ * `add_jobs` call per batch. It schedules every active consumer registered in the database, not only
+ * those of its own process: another deployment's consumers get their jobs whichever process leads (each
+ * consumer's jobs go to its own graphile-worker task, which only processes running it fetch).
  *
  * Wake-ups: while it has nothing to do, the leader marks itself asleep in `outbox.relay_state` and waits
  * for a NOTIFY; writers send one only then (see migration 000001). NOTIFY is only a hint: every
@@ -176,7 +176,7 @@ export class Relay {
       this.cursor = await readLogHeadOn(client);
       await this.poll(client); // a new leader: the poll covers everything before its cursor
     }
-    const result = await scanLog(client, this.cursor, this.options.consumers, this.asleep);
+    const result = await scanLog(client, this.cursor, this.asleep);
     if (result.count === 0 || !result.last) {
       return { count: 0, unreadable: result.unreadable, xmin: result.xmin };
     }
@@ -192,7 +192,7 @@ export class Relay {
   private async poll(client: pg.Client): Promise<void> {
     this.pollRequested = false;
     this.lastPollAt = Date.now();
-    const targets = await pollPartitions(client, this.options.consumers);
+    const targets = await pollPartitions(client);
     await scheduleDrains(this.options.addJobs, targets);
     this.options.onActivity?.('poll', targets.length);
   }

@@ -1,7 +1,18 @@
 import type { AddJobsFunction } from 'graphile-worker';
 
-/** graphile-worker task that drains one consumer partition. */
+/**
+ * The graphile-worker task of earlier versions, for every consumer: jobs queued under it before an upgrade
+ * are still run (and passed on to their consumer's own task when this process does not run it).
+ */
 export const DRAIN_TASK = 'postbox_drain';
+
+/**
+ * The graphile-worker task that drains a partition of `consumer`. One task per consumer, because a worker
+ * only fetches jobs of the tasks it registered: a process registers the consumers it runs, so a drain job
+ * reaches a process that runs its consumer, whichever process's relay enqueued it (several deployments
+ * with different consumers can share a database).
+ */
+export const drainTaskOf = (consumer: string): string => `${DRAIN_TASK}:${consumer}`;
 
 /** Payload of a {@link DRAIN_TASK} job. */
 export interface DrainJobPayload {
@@ -36,7 +47,7 @@ export async function scheduleDrains(
   if (targets.length === 0) return;
   await addJobs(
     targets.map((target) => ({
-      identifier: DRAIN_TASK,
+      identifier: drainTaskOf(target.consumer),
       payload: { consumer: target.consumer, partition: target.partition },
       jobKey: drainJobKey(target),
       maxAttempts: 5,
@@ -54,7 +65,7 @@ export async function scheduleRetry(addJobs: AddJobsFunction, target: DrainTarge
   await addJobs(
     [
       {
-        identifier: DRAIN_TASK,
+        identifier: drainTaskOf(target.consumer),
         payload: { ...target },
         jobKey: retryJobKey(target),
         runAt: at,

@@ -24,13 +24,12 @@ export interface ScanResult {
 
 /**
  * ONE statement: reads the next batch of readable events after the cursor (gap-safe), computes the
- * (consumer, partition) pairs concerned among `consumers`, and — when `markAwake` and the batch is not
- * empty — clears the relay's `sleeping` flag.
+ * (consumer, partition) pairs concerned among every active consumer, and — when `markAwake` and the batch
+ * is not empty — clears the relay's `sleeping` flag.
  */
 export async function scanLog(
   client: pg.ClientBase,
   cursor: LogPoint,
-  consumers: readonly string[],
   markAwake: boolean,
 ): Promise<ScanResult> {
   const { rows } = await client.query<{
@@ -56,10 +55,10 @@ export async function scanLog(
        from batch b
        join outbox.consumers c on b.type = any (c.event_types)
          and (c.stream_types is null or b.stream_type = any (c.stream_types))
-       where c.status = 'active' and c.name = any ($3::text[])
+       where c.status = 'active'
      ), awake as (
        update outbox.relay_state set sleeping = false, updated_at = now()
-       where sleeping and $4::boolean and exists (select 1 from batch)
+       where sleeping and $3::boolean and exists (select 1 from batch)
        returning 1
      )
      select (select count(*) from batch)::int as count,
@@ -72,7 +71,7 @@ export async function scanLog(
               and exists (select 1 from outbox.events e
                           where (e.log_xid, e.position) > ($1::xid8, $2::bigint)) as unreadable,
             ${READABLE_HORIZON}::text as xmin`,
-    [cursor.logXid, cursor.position, consumers, markAwake],
+    [cursor.logXid, cursor.position, markAwake],
   );
   const row = rows[0];
   return {
