@@ -14,6 +14,11 @@ export const DEFAULTS = Object.freeze({
    * recording failures, the checkpoint, COMMIT), ms. Handlers' statements get their consumer's `timeoutMs`.
    */
   statementTimeoutMs: 60_000,
+  /**
+   * How long a consumer definition stays live without a running process refreshing it (each process does
+   * every poll interval), ms: until then, old code's event types are still delivered — to old code.
+   */
+  definitionLeaseMs: 30_000,
   /** Connections of the pool `startPostbox` makes when given a connection string instead of a pool. */
   poolSize: 10,
   /** Per consumer (`defineConsumer`). */

@@ -132,7 +132,9 @@ export async function startPostbox(options: PostboxOptions): Promise<Postbox> {
     ...(options.events ?? []),
     ...options.consumers.flatMap((consumer) => consumer.definitions),
   ]);
-  await registerConsumers(db, options.consumers);
+  // Each process refreshes its definitions every poll interval: the lease spans several of them.
+  const definitionLeaseMs = Math.max(DEFAULTS.definitionLeaseMs, pollIntervalMs * 5);
+  await registerConsumers(db, options.consumers, definitionLeaseMs);
   const unguard = (options.guardWorkerRejections ?? true) ? guardWorkerRejections(logger) : () => {};
   // Resolved once graphile-worker's utilities exist (the runner needs the task, the task needs addJobs).
   let workerUtils: WorkerUtils | undefined;
@@ -214,6 +216,8 @@ export async function startPostbox(options: PostboxOptions): Promise<Postbox> {
   const relay = new Relay({
     notifier,
     addJobs: utils.addJobs,
+    definitions: options.consumers,
+    definitionLeaseMs,
     ...(handoffConcurrency === 0 ? {} : { handoff: (targets) => drains.offer(targets) }),
     pollIntervalMs,
     logger,

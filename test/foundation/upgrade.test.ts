@@ -74,6 +74,7 @@ describe('upgrading a database created by Postbox 0.1', () => {
     expect(applied).toEqual([
       'outbox/000004_append_function.sql',
       'outbox/000005_event_filter_indexes.sql',
+      'outbox/000006_consumer_definitions.sql',
       'shop/000003_idempotency_per_caller.sql',
     ]);
     const status = await migrationStatus({ pool: t.pool, lines: SERVICE_LINES });

@@ -52,6 +52,11 @@ export interface BatchContext {
 export class Batch {
   handled = 0;
   failed = 0;
+  /**
+   * The batch stopped before an event that only another live definition of the consumer handles (a
+   * rolling deploy): the partition is left for the code that has it.
+   */
+  handOver = false;
   readonly #context: BatchContext;
   readonly #blocked = new Map<string, BlockedRow>();
   #checkpoint: LogPoint;
@@ -59,18 +64,31 @@ export class Batch {
   #savepointCounter = 0;
   /** Whose `statement_timeout` is in force: the handlers' (set by readPartitionState) or the engine's. */
   #timeoutOf: 'handler' | 'engine' = 'handler';
+  /** The event types of the consumer's live definitions (this code's and others'). */
+  readonly #liveTypes: readonly string[];
+  readonly #codeTypes: ReadonlySet<string>;
 
   constructor(context: BatchContext, state: PartitionState) {
     this.#context = context;
     for (const row of state.blocked) this.#blocked.set(streamKey(row.stream_type, row.stream_id), row);
     this.#checkpoint = { logXid: state.checkpoint_xid, position: state.checkpoint_position };
+    this.#liveTypes = state.event_types;
+    this.#codeTypes = new Set(context.consumer.eventTypes);
+  }
+
+  /** An event the running code's definition does not handle (another live definition does). */
+  #foreign(row: EventRow): boolean {
+    const { streamTypes } = this.#context.consumer;
+    return (
+      !this.#codeTypes.has(row.type) || (streamTypes !== undefined && !streamTypes.includes(row.stream_type))
+    );
   }
 
   /** Dead letters an operator asked to redrive, in stream order. Streams parked by `block` go through retries instead. */
   async redrive(): Promise<boolean> {
     const { trx, consumer, partition } = this.#context;
     await this.#engineStatements();
-    const rows = await readRedrives(trx, consumer.name, partition, consumer.batchSize);
+    const rows = await readRedrives(trx, consumer.name, partition, consumer.batchSize, consumer.eventTypes);
     for (const row of rows) {
       const failure = await this.#deliver(row, row.dead_attempts + 1);
       await this.#engineStatements();
@@ -98,12 +116,28 @@ export class Batch {
         streamId: block.stream_id,
         fromVersion: block.stream_version,
         checkpoint: this.#checkpoint,
-        eventTypes: consumer.eventTypes,
+        eventTypes: this.#liveTypes,
         limit: consumer.batchSize,
       });
       let stoppedAt: EventRow | undefined;
       for (const row of rows) {
         const isHead = row.position === block.event_position;
+        if (this.#foreign(row)) {
+          // Another definition's event: the stream waits for that code, from this event on.
+          this.handOver = true;
+          stoppedAt = row;
+          if (!isHead) {
+            await this.#engineStatements();
+            await advanceBlockedStream(trx, {
+              consumer: consumer.name,
+              streamType: block.stream_type,
+              streamId: block.stream_id,
+              lastVersion: row.stream_version - 1,
+              eventTypes: this.#liveTypes,
+            });
+          }
+          break;
+        }
         const attempt = isHead ? block.attempts + 1 : 1;
         const failure = await this.#deliver(row, attempt);
         if (failure) {
@@ -133,7 +167,7 @@ export class Batch {
           streamType: block.stream_type,
           streamId: block.stream_id,
           lastVersion: last.stream_version,
-          eventTypes: consumer.eventTypes,
+          eventTypes: this.#liveTypes,
         });
         more = true;
       } else {
@@ -146,12 +180,29 @@ export class Batch {
 
   /** New events after the checkpoint (read gap-safely with the state), skipping streams that are blocked. */
   async deliverNew(rows: readonly EventRow[], head: LogPoint | null): Promise<boolean> {
+    let last: EventRow | undefined;
     for (const row of rows) {
-      if (this.#blocked.has(streamKey(row.stream_type, row.stream_id))) continue; // waits behind its stream's failure
+      if (this.#blocked.has(streamKey(row.stream_type, row.stream_id))) {
+        last = row;
+        continue; // waits behind its stream's failure
+      }
+      if (this.#foreign(row)) {
+        // Only another live definition of the consumer handles it (old and new code overlap in a rolling
+        // deploy): stop before it, so that the checkpoint never passes it, and hand the partition over.
+        this.handOver = true;
+        break;
+      }
       const failure = await this.#deliver(row, 1);
       if (failure) await this.#recordFailure(row, 1, failure, undefined);
+      last = row;
     }
-    const last = rows.at(-1);
+    if (this.handOver) {
+      if (last) {
+        this.#checkpoint = { logXid: last.log_xid, position: last.position };
+        this.#checkpointMoved = true;
+      }
+      return false;
+    }
     if (last) {
       this.#checkpoint = { logXid: last.log_xid, position: last.position };
       this.#checkpointMoved = true;

@@ -26,6 +26,9 @@ export interface DrainRunnerOptions {
 /** How a drain loop ended. */
 type LoopEnd = 'done' | 'requeued';
 
+/** Delay of the queued drain that hands a partition over to another definition's code, ms. */
+const HAND_OVER_DELAY_MS = 250;
+
 const key = (target: DrainTarget): string => `${target.consumer}\u0000${target.partition}`;
 
 /**
@@ -146,6 +149,12 @@ export class DrainRunner {
         ...(this.#options.onDelivery ? { onDelivery: this.#options.onDelivery } : {}),
       });
       if (result.nextRetryAt) await scheduleRetry(addJobs, target, result.nextRetryAt);
+      if (result.handOver) {
+        // Events only another definition of the consumer handles: a queued drain, a little later, which
+        // any process running the consumer may take (the one with that definition delivers them).
+        await scheduleDrains(addJobs, [target], new Date(Date.now() + HAND_OVER_DELAY_MS));
+        return 'requeued';
+      }
       if (result.status === 'busy') {
         // Another drainer holds the partition. It may be finishing just as news arrived: look again,
         // due at once (the next drain waits up to LOCK_WAIT on the lock, which paces it). Not a few ms

@@ -23,6 +23,11 @@ export interface DrainResult {
   readonly failed: number;
   /** Earliest scheduled retry in this partition, if any. */
   readonly nextRetryAt: Date | undefined;
+  /**
+   * The drain stopped before an event only another live definition of the consumer handles (old and new
+   * code overlapping in a rolling deploy): the partition should be drained again by a process running it.
+   */
+  readonly handOver?: boolean;
 }
 
 /**
@@ -164,5 +169,6 @@ async function runBatch(context: BatchContext): Promise<DrainResult> {
     handled: batch.handled,
     failed: batch.failed,
     nextRetryAt: batch.nextRetryAt(),
+    handOver: batch.handOver,
   };
 }

@@ -3,6 +3,7 @@ import type { AddJobsFunction } from 'graphile-worker';
 import type pg from 'pg';
 import type { Logger } from '../logger.ts';
 import type { LogPoint } from '../outbox/read.ts';
+import { type DefinitionTypes, storeLiveDefinitions, touchDefinitions } from '../sql/consumer-definitions.ts';
 import { pollPartitions } from '../sql/poll-partitions.ts';
 import { markRelayAsleep, readSnapshotXmax } from '../sql/relay-state.ts';
 import { readLogHeadOn, SCAN_LIMIT, scanLog } from '../sql/scan-log.ts';
@@ -18,6 +19,10 @@ export interface RelayOptions {
   /** The process's wake-up connection; the relay also holds its leader lock and runs its scans on it. */
   readonly notifier: Notifier;
   readonly addJobs: AddJobsFunction;
+  /** The consumer definitions this process runs: refreshed every poll interval, leader or not. */
+  readonly definitions: readonly DefinitionTypes[];
+  /** A definition not refreshed for this long is retired (the leader drops its types at its poll), ms. */
+  readonly definitionLeaseMs: number;
   /**
    * Direct hand-off of a scan's partitions to drains in this process; returns those it did not take, which
    * are enqueued. Omitted: every partition is enqueued.
@@ -55,6 +60,7 @@ export class Relay {
   private pollRequested = true;
   private cursor: LogPoint | undefined;
   private lastPollAt = 0;
+  private lastTouchAt = 0;
   /** What we last wrote to `outbox.relay_state.sleeping` (skips redundant writes). */
   private asleep = false;
   private readonly options: RelayOptions;
@@ -110,6 +116,10 @@ export class Relay {
     while (!this.stopped) {
       try {
         const client = await this.options.notifier.connect();
+        if (Date.now() - this.lastTouchAt >= this.options.pollIntervalMs) {
+          this.lastTouchAt = Date.now();
+          await touchDefinitions((text, values) => client.query(text, values), this.options.definitions);
+        }
         if (!this.leader) {
           await this.lead(client);
           if (!this.leader) {
@@ -192,6 +202,8 @@ export class Relay {
   private async poll(client: pg.Client): Promise<void> {
     this.pollRequested = false;
     this.lastPollAt = Date.now();
+    // Retire the types of definitions no running process refreshed within the lease.
+    await storeLiveDefinitions((text, values) => client.query(text, values), this.options.definitionLeaseMs);
     const targets = await pollPartitions(client);
     await scheduleDrains(this.options.addJobs, targets);
     this.options.onActivity?.('poll', targets.length);
