@@ -1,6 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defineConsumer } from '../../src/engine/consumers/consumer.ts';
+import type { DeliveryOutcome } from '../../src/engine/consumers/delivery-outcome.ts';
 import { appendEvents } from '../../src/engine/outbox/append.ts';
 import { type Postbox, startPostbox } from '../../src/engine/postbox.ts';
 import { createEffectsTable, effectsConsumer, Ticked } from '../fixtures/effects.ts';
@@ -129,4 +132,57 @@ describe('lost connections', () => {
     postbox = undefined;
     expect(checkedOut()).toBe(0);
   }, 120_000);
+});
+
+describe('a connection lost inside a handler', () => {
+  it('is not counted as a failed attempt of the event: it is delivered again as attempt 1, with no retry recorded', async () => {
+    const stream = randomUUID();
+    let calls = 0;
+    postbox = await startPostbox({
+      pool: t.pool,
+      pollIntervalMs: 100,
+      concurrency: 2,
+      consumers: [
+        defineConsumer({
+          name: 'cut',
+          on: [Ticked],
+          partitions: 1,
+          retry: { initialDelayMs: 50, maxDelayMs: 100, jitter: 0 },
+          async handle(event, trx, context) {
+            await sql`insert into test_effects (consumer, event_id, stream_id, stream_version, attempt)
+                      values ('cut', ${event.id}, ${event.streamId}, ${event.streamVersion}, ${context.attempt})`.execute(
+              trx,
+            );
+            // The first call loses its connection (as in a failover) in its own query.
+            if (event.streamId === stream && calls++ === 0) {
+              await sql`select pg_terminate_backend(pg_backend_pid())`.execute(trx);
+            }
+          },
+        }),
+      ],
+    });
+    const outcomes: DeliveryOutcome[] = [];
+    postbox.events.on('delivery', (outcome) => {
+      if (outcome.consumer === 'cut') outcomes.push(outcome);
+    });
+    await t.db.transaction().execute((trx) => appendEvents(trx, [Ticked.create(stream, { n: 1 })]));
+    const delivered = await waitFor(
+      'delivered after the lost connection',
+      async () => {
+        const { rows } = await sql<{ attempt: number }>`
+          select attempt from test_effects where consumer = 'cut' and stream_id = ${stream}`.execute(t.db);
+        return rows.length > 0 && rows;
+      },
+      30_000,
+    );
+    expect(calls).toBeGreaterThanOrEqual(2);
+    expect(delivered).toEqual([{ attempt: 1 }]);
+    expect(outcomes.filter((outcome) => !outcome.ok)).toEqual([]);
+    const { rows: retries } = await sql`select 1 from outbox.blocked_streams where consumer = 'cut'`.execute(
+      t.db,
+    );
+    expect(retries).toEqual([]);
+    await postbox.stop();
+    postbox = undefined;
+  }, 60_000);
 });

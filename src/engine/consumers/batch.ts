@@ -280,6 +280,9 @@ export class Batch {
       this.#report(row, true, durationMs, false);
       return undefined;
     }
+    // The connection was lost (failover, restart, terminated backend): not the event's failure, so not an
+    // attempt. The drain fails and is run again; the handler is called again as the same attempt.
+    if (isConnectionError(failure.error)) throw failure.error;
     // The transaction was already aborted when this handler started: an earlier handler of the fast batch
     // swallowed a database error. Not this event's failure; the careful rerun finds the culprit.
     if (!careful && isAbortedTransaction(failure.error)) throw new RerunCarefully(false);
@@ -444,10 +447,21 @@ export function hasSqlState(error: unknown): boolean {
   return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code);
 }
 
-/** The connection is gone or going (class 08, or the server shutting the session down). */
+/**
+ * The connection is gone or going: SQLSTATE class 08, the server ending the session (57P01–57P03), a
+ * socket error, or the driver's own report of a lost connection.
+ */
 export function isConnectionError(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
-  return typeof code !== 'string' || code.startsWith('08') || /^57P0[1-4]$/.test(code);
+  if (typeof code === 'string') {
+    return (
+      code.startsWith('08') ||
+      /^57P0[1-3]$/.test(code) ||
+      /^(ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT)$/.test(code)
+    );
+  }
+  const message = error instanceof Error ? error.message : '';
+  return /Connection terminated|connection error|Connection is closed/i.test(message);
 }
 
 /** Sets the transaction's `statement_timeout` for the statements that follow. */
