@@ -14,6 +14,14 @@ import { type DrainTarget, scheduleDrains } from './schedule.ts';
 /** Pause between scans while awake and caught up (see work()). */
 const AWAKE_SCAN_INTERVAL_MS = 2;
 
+/**
+ * Looks while asleep at events that may arrive without a NOTIFY (transactions older than the sleep mark) or
+ * that wait behind an older running transaction: first after 2 ms, doubling up to 50 ms — a short drain
+ * transaction is seen at once, a long transaction costs 20 scans a second instead of 500.
+ */
+const HORIZON_LOOK_FIRST_MS = 2;
+const HORIZON_LOOK_MAX_MS = 50;
+
 /** Options of {@link Relay}. */
 export interface RelayOptions {
   /** The process's wake-up connection; the relay also holds its leader lock and runs its scans on it. */
@@ -63,6 +71,13 @@ export class Relay {
   private lastTouchAt = 0;
   /** What we last wrote to `outbox.relay_state.sleeping` (skips redundant writes). */
   private asleep = false;
+  /**
+   * Set when the relay marked itself asleep: transactions below this xid may have read "awake" and will not
+   * NOTIFY, so the relay keeps looking until the readable horizon passes it.
+   */
+  private sleepHorizon: string | undefined;
+  /** The current pause between those looks (backs off while an old transaction stays open). */
+  private horizonLookMs = HORIZON_LOOK_FIRST_MS;
   private readonly options: RelayOptions;
   private readonly unsubscribe: Array<() => void> = [];
 
@@ -145,6 +160,7 @@ export class Relay {
     }
     const first = await this.scan(client);
     if (first.count > 0) {
+      this.sleepHorizon = undefined;
       // Awake under load writers send no NOTIFY, so the relay paces itself: a partial batch means it is
       // caught up; waiting 2 ms lets events accumulate into the next scan instead of spinning a core on
       // back-to-back scans (an unpaced relay halved append throughput on 2 cores).
@@ -152,26 +168,27 @@ export class Relay {
       return;
     }
     const untilPoll = () => this.options.pollIntervalMs - (Date.now() - this.lastPollAt);
-    if (this.asleep) {
-      // Already marked asleep (woken by a NOTIFY whose events are not readable yet, or by a poll request).
-      // Committed events held behind an older running transaction get a short look until readable.
-      if (first.unreadable) await this.waitForWake(10);
-      else if (untilPoll() > 0) await this.waitForWake(untilPoll());
+    if (!this.asleep) {
+      // Mark asleep, then look once more (the next call): a writer that read "awake" just before did not
+      // NOTIFY.
+      await markRelayAsleep(client);
+      this.asleep = true;
+      this.sleepHorizon = await readSnapshotXmax(client);
+      this.horizonLookMs = HORIZON_LOOK_FIRST_MS;
       return;
     }
-    // Mark asleep, then look once more: a writer that read "awake" just before did not NOTIFY.
-    await markRelayAsleep(client);
-    this.asleep = true;
-    const horizon = await readSnapshotXmax(client);
-    for (;;) {
-      const again = await this.scan(client);
-      if (this.stopped || again.count > 0) return;
-      // Transactions that started before we were marked asleep may commit events without a NOTIFY: keep
-      // looking every 2 ms until all of them have ended (one cheap query each; usually a few ms — a drain
-      // transaction finishing). Later writers see "asleep" and notify.
-      if (BigInt(again.xmin) >= BigInt(horizon) && !again.unreadable) break;
-      if (await this.waitForWake(2)) return;
+    if (this.sleepHorizon !== undefined && BigInt(first.xmin) >= BigInt(this.sleepHorizon)) {
+      this.sleepHorizon = undefined; // every transaction that may have read "awake" has ended
     }
+    if (this.sleepHorizon !== undefined || first.unreadable) {
+      // Transactions older than the sleep mark may still commit events without a NOTIFY, or committed events
+      // wait behind an older running transaction: look again soon, backing off, and never past the poll
+      // (this loop returns to work(), which polls when due).
+      await this.waitForWake(Math.max(1, Math.min(this.horizonLookMs, untilPoll())));
+      this.horizonLookMs = Math.min(this.horizonLookMs * 2, HORIZON_LOOK_MAX_MS);
+      return;
+    }
+    this.horizonLookMs = HORIZON_LOOK_FIRST_MS;
     if (untilPoll() > 0) await this.waitForWake(untilPoll());
   }
 
@@ -190,7 +207,10 @@ export class Relay {
     if (result.count === 0 || !result.last) {
       return { count: 0, unreadable: result.unreadable, xmin: result.xmin };
     }
-    if (result.woke || this.asleep) this.asleep = false;
+    if (result.woke || this.asleep) {
+      this.asleep = false;
+      this.sleepHorizon = undefined;
+    }
     this.cursor = result.last;
     const queued = this.options.handoff ? this.options.handoff(result.targets) : result.targets;
     await scheduleDrains(this.options.addJobs, queued);
@@ -222,6 +242,7 @@ export class Relay {
     this.leader = false;
     this.cursor = undefined;
     this.asleep = false; // unknown after a reconnect; the next sleep writes it again
+    this.sleepHorizon = undefined;
     await this.options.notifier.disconnect();
   }
 
