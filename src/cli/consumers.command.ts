@@ -6,6 +6,7 @@ import {
   listConsumers,
   listDeadLetters,
   pauseConsumer,
+  readHorizonHolders,
   redriveDeadLetters,
   replayConsumer,
   resumeConsumer,
@@ -99,6 +100,33 @@ export function registerConsumersCommand(program: Command): void {
         process.stdout.write(`${name} resumed from its checkpoints\n`);
       }),
     );
+  consumers
+    .command('horizon')
+    .description(
+      'the oldest open write transactions: every consumer waits for the first one (pid, age, query)',
+    )
+    .option('--json', 'print JSON')
+    .action(async (options: { json?: boolean }) => {
+      await withDb(async (db) => {
+        const rows = await readHorizonHolders(db);
+        if (options.json) {
+          process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+          return;
+        }
+        if (rows.length === 0) {
+          process.stdout.write('no open write transaction: nothing holds the log back\n');
+          return;
+        }
+        for (const row of rows) {
+          const who = row.pid === null ? `prepared ${row.preparedGid}` : `pid ${row.pid}`;
+          const query = (row.query ?? '(not visible to this role)').replace(/\s+/g, ' ').slice(0, 200);
+          process.stdout.write(
+            `${row.holdsHorizon ? '* ' : '  '}${who}  ${seconds(row.ageMs)}  ${row.state ?? ''}  ` +
+              `${row.database ?? ''}/${row.user ?? ''}/${row.applicationName ?? ''}  ${query}\n`,
+          );
+        }
+      });
+    });
   consumers
     .command('replay <name>')
     .description('re-deliver events to a consumer: all of them, or those after --after <position>')

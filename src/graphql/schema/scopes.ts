@@ -7,7 +7,7 @@
  * | `placeOrder`, `cancelOrder`                                    | `orders:write`                  |
  * | `order`, `orders`, `product`, `products`, `orderUpdated` (sub) | `events:read` or `orders:write` |
  * | `events`, `logHead`, `events` (subscription)                   | `events:read`                   |
- * | `addProduct`, `restockProduct`, `consumers`                    | `admin`                         |
+ * | `addProduct`, `restockProduct`, `consumers`, `horizonHolders`  | `admin`                         |
  *
  * Order and catalogue reads are open to writers too: a client that places orders needs to follow them. An
  * order's own events (`Order.events`) come with the order; the whole log needs `events:read`.
