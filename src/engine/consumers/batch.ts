@@ -64,6 +64,12 @@ export class Batch {
   #savepointCounter = 0;
   /** Whose `statement_timeout` is in force: the handlers' (set by readPartitionState) or the engine's. */
   #timeoutOf: 'handler' | 'engine' = 'handler';
+  /**
+   * The database's clock minus this process's, ms. Retry times are stored and compared on the database's
+   * clock (the relay's poll and graphile-worker compare them with `now()`): a host with a drifting clock
+   * must not postpone or hurry them.
+   */
+  readonly clockOffsetMs: number;
   /** The event types of the consumer's live definitions (this code's and others'). */
   readonly #liveTypes: readonly string[];
   readonly #codeTypes: ReadonlySet<string>;
@@ -73,7 +79,13 @@ export class Batch {
     for (const row of state.blocked) this.#blocked.set(streamKey(row.stream_type, row.stream_id), row);
     this.#checkpoint = { logXid: state.checkpoint_xid, position: state.checkpoint_position };
     this.#liveTypes = state.event_types;
+    this.clockOffsetMs = new Date(state.db_now).getTime() - Date.now();
     this.#codeTypes = new Set(context.consumer.eventTypes);
+  }
+
+  /** The database's clock now, ms since the epoch (see {@link clockOffsetMs}). */
+  #databaseNow(): number {
+    return Date.now() + this.clockOffsetMs;
   }
 
   /** An event the running code's definition does not handle (another live definition does). */
@@ -104,7 +116,7 @@ export class Batch {
   /** Streams whose retry is due: the failed event, then the stream's later events up to the checkpoint. */
   async retryDueStreams(): Promise<boolean> {
     const { trx, consumer } = this.#context;
-    const now = Date.now();
+    const now = this.#databaseNow();
     let more = false;
     const due = [...this.#blocked.values()].filter(
       (row) => row.next_attempt_at !== null && Date.parse(row.next_attempt_at) <= now,
@@ -340,7 +352,7 @@ export class Batch {
     } else {
       this.#report(row, false, 0, false);
     }
-    const nextAttemptAt = exhausted ? null : new Date(Date.now() + retryDelayMs(policy, attempt));
+    const nextAttemptAt = exhausted ? null : new Date(this.#databaseNow() + retryDelayMs(policy, attempt));
     await blockStream(trx, {
       consumer: consumer.name,
       partition,
@@ -357,7 +369,7 @@ export class Batch {
       stream_version: row.stream_version,
       attempts: attempt,
       next_attempt_at: nextAttemptAt?.toISOString() ?? null,
-      first_failed_at: firstFailedAt ?? new Date().toISOString(),
+      first_failed_at: firstFailedAt ?? new Date(this.#databaseNow()).toISOString(),
     });
     return true;
   }

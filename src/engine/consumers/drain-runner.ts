@@ -53,6 +53,8 @@ export class DrainRunner {
   readonly #local = new Map<string, { again: boolean }>();
   readonly #loops = new Set<Promise<void>>();
   #stopping = false;
+  /** The database's clock minus this process's, ms, from the last drain: job run times are the database's. */
+  #clockOffsetMs = 0;
 
   constructor(options: DrainRunnerOptions) {
     this.#options = options;
@@ -105,6 +107,11 @@ export class DrainRunner {
     while (this.#loops.size > 0) await Promise.allSettled([...this.#loops]);
   }
 
+  /** `delayMs` from now, on the database's clock (what graphile-worker compares a job's run time with). */
+  #databaseTime(delayMs: number): Date {
+    return new Date(Date.now() + this.#clockOffsetMs + delayMs);
+  }
+
   #startLocal(target: DrainTarget): void {
     const state = { again: false };
     this.#local.set(key(target), state);
@@ -119,7 +126,7 @@ export class DrainRunner {
         // The events stay after the checkpoint; a queued drain (or the next poll, if even that fails)
         // delivers them.
         this.#options.logger.warn({ err: error, ...target }, 'drain failed; re-queued');
-        await scheduleDrains(this.#options.addJobs, [target], new Date(Date.now() + 1000)).catch(
+        await scheduleDrains(this.#options.addJobs, [target], this.#databaseTime(1000)).catch(
           () => undefined,
         );
       } finally {
@@ -148,11 +155,12 @@ export class DrainRunner {
         statementTimeoutMs: this.#options.statementTimeoutMs,
         ...(this.#options.onDelivery ? { onDelivery: this.#options.onDelivery } : {}),
       });
+      if (result.clockOffsetMs !== undefined) this.#clockOffsetMs = result.clockOffsetMs;
       if (result.nextRetryAt) await scheduleRetry(addJobs, target, result.nextRetryAt);
       if (result.handOver) {
         // Events only another definition of the consumer handles: a queued drain, a little later, which
         // any process running the consumer may take (the one with that definition delivers them).
-        await scheduleDrains(addJobs, [target], new Date(Date.now() + HAND_OVER_DELAY_MS));
+        await scheduleDrains(addJobs, [target], this.#databaseTime(HAND_OVER_DELAY_MS));
         return 'requeued';
       }
       if (result.status === 'busy') {

@@ -21,8 +21,10 @@ export interface DrainResult {
   readonly handled: number;
   /** Failures recorded in this transaction (retries scheduled or dead letters). */
   readonly failed: number;
-  /** Earliest scheduled retry in this partition, if any. */
+  /** Earliest scheduled retry in this partition, if any, on the database's clock. */
   readonly nextRetryAt: Date | undefined;
+  /** The database's clock minus this process's, ms, as this drain saw it. */
+  readonly clockOffsetMs?: number;
   /**
    * The drain stopped before an event only another live definition of the consumer handles (old and new
    * code overlapping in a rolling deploy): the partition should be drained again by a process running it.
@@ -170,5 +172,6 @@ async function runBatch(context: BatchContext): Promise<DrainResult> {
     failed: batch.failed,
     nextRetryAt: batch.nextRetryAt(),
     handOver: batch.handOver,
+    clockOffsetMs: batch.clockOffsetMs,
   };
 }

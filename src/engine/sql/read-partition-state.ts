@@ -17,6 +17,8 @@ export interface BlockedRow {
 /** Everything a delivery transaction needs to know about its partition, read in one round trip. */
 export interface PartitionState {
   status: 'active' | 'paused';
+  /** The database's clock when it was read (retry times are the database's). */
+  db_now: string;
   /** The event types of the consumer's live definitions (see `outbox.consumer_definitions`). */
   event_types: string[];
   checkpoint_xid: string;
@@ -53,7 +55,7 @@ export async function readPartitionState(
   const { rows } = await sql<PartitionState>`${sql.raw(PREPARE)}
     select set_config('lock_timeout', '0', true) as lock_timeout_reset,
       set_config('statement_timeout', ${String(Math.trunc(input.handlerTimeoutMs))}, true) as handler_timeout,
-      c.status, c.event_types, p.checkpoint_xid, p.checkpoint_position,
+      c.status, clock_timestamp() as db_now, c.event_types, p.checkpoint_xid, p.checkpoint_position,
       coalesce((select json_agg(json_build_object(
                   'stream_type', b.stream_type, 'stream_id', b.stream_id, 'event_position', b.event_position::text,
                   'stream_version', b.stream_version, 'attempts', b.attempts, 'next_attempt_at', b.next_attempt_at,
