@@ -51,8 +51,10 @@ describe('the relay going to sleep while an older write transaction runs', () =>
       for (let tries = 0; ; tries++) {
         await old.query('begin');
         await old.query('select pg_current_xact_id()');
-        const { rows } = await old.query<{ sleeping: boolean }>('select sleeping from outbox.relay_state');
-        if (rows[0]?.sleeping === false || tries > 100) break;
+        const { rows } = await old.query<{ sleeping: string }>(
+          'select last_value::text as sleeping from outbox.relay_sleeping',
+        );
+        if (rows[0]?.sleeping === '0' || tries > 100) break;
         await old.query('rollback');
       }
       writing = false;
@@ -74,4 +76,71 @@ describe('the relay going to sleep while an older write transaction runs', () =>
       return rows[0]?.lag === '0';
     });
   });
+});
+
+describe('a writer whose snapshot is older than the relay going to sleep', () => {
+  let slow: Postbox;
+  let s: TestDatabase;
+
+  beforeAll(async () => {
+    s = await createTestDatabase({ poolSize: 12 });
+    await createEffectsTable(s.db as never);
+    // The poll is the safety net: a minute here, so only a wake-up can deliver within the bound below.
+    slow = await startPostbox({
+      pool: s.pool,
+      pollIntervalMs: 60_000,
+      concurrency: 2,
+      consumers: [effectsConsumer({ name: 'woken', partitions: 1 })],
+    });
+    await waitFor('leading', async () => slow.isLeader());
+  });
+  afterAll(async () => {
+    await slow?.stop();
+    await s?.drop();
+  });
+
+  it('a REPEATABLE READ writer that took its snapshot while the relay was awake still wakes it', async () => {
+    for (let round = 0; round < 4; round++) {
+      // Writers keep the relay awake while the writer under test takes its snapshot; then they stop and the
+      // relay goes to sleep before that writer appends.
+      let writing = true;
+      const writers = Promise.all(
+        [1, 2, 3].map(async (w) => {
+          let n = 0;
+          while (writing) {
+            await s.db
+              .transaction()
+              .execute((trx) => appendEvents(trx, [Ticked.create(`k${w}-${n % 5}`, { n: n++ })]));
+          }
+        }),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const late = new pg.Client({ connectionString: s.url });
+      await late.connect();
+      const stream = `late-${round}`;
+      try {
+        await late.query('begin isolation level repeatable read');
+        await late.query('select count(*) from outbox.events');
+        writing = false;
+        await writers;
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        await appendEvents(late, [Ticked.create(stream, { n: round })]);
+        await late.query('commit');
+      } finally {
+        await late.end();
+      }
+      // A tenth of the poll interval: the wake-up reached the relay (a liveness bound, not a speed one).
+      await waitFor(
+        `round ${round}: delivered without waiting for the poll`,
+        async () => {
+          const { rows } = await s.pool.query(
+            `select 1 from test_effects where consumer = 'woken' and stream_id = $1`,
+            [stream],
+          );
+          return rows.length > 0;
+        },
+        6_000,
+      );
+    }
+  }, 60_000);
 });

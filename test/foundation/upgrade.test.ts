@@ -75,6 +75,7 @@ describe('upgrading a database created by Postbox 0.1', () => {
       'outbox/000004_append_function.sql',
       'outbox/000005_event_filter_indexes.sql',
       'outbox/000006_consumer_definitions.sql',
+      'outbox/000007_relay_sleep_flag.sql',
       'shop/000003_idempotency_per_caller.sql',
     ]);
     const status = await migrationStatus({ pool: t.pool, lines: SERVICE_LINES });

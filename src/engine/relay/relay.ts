@@ -53,7 +53,7 @@ export interface RelayOptions {
  * those of its own process: another deployment's consumers get their jobs whichever process leads (each
  * consumer's jobs go to its own graphile-worker task, which only processes running it fetch).
  *
- * Wake-ups: while it has nothing to do, the leader marks itself asleep in `outbox.relay_state` and waits
+ * Wake-ups: while it has nothing to do, the leader marks itself asleep (`outbox.relay_sleeping`) and waits
  * for a NOTIFY; writers send one only then (see migration 000001). NOTIFY is only a hint: every
  * `pollIntervalMs` the leader also looks for every partition that has readable events past its
  * checkpoint, a retry due or a redrive requested, so a lost notification or a crashed drain delays
@@ -69,7 +69,7 @@ export class Relay {
   private cursor: LogPoint | undefined;
   private lastPollAt = 0;
   private lastTouchAt = 0;
-  /** What we last wrote to `outbox.relay_state.sleeping` (skips redundant writes). */
+  /** What we last wrote to `outbox.relay_sleeping` (skips redundant writes). */
   private asleep = false;
   /**
    * Set when the relay marked itself asleep: transactions below this xid may have read "awake" and will not

@@ -57,9 +57,8 @@ export async function scanLog(
          and (c.stream_types is null or b.stream_type = any (c.stream_types))
        where c.status = 'active'
      ), awake as (
-       update outbox.relay_state set sleeping = false, updated_at = now()
-       where sleeping and $3::boolean and exists (select 1 from batch)
-       returning 1
+       select setval('outbox.relay_sleeping', 0)
+       where $3::boolean and exists (select 1 from batch)
      )
      select (select count(*) from batch)::int as count,
             (select log_xid::text from last) as last_xid,
