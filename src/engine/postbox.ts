@@ -27,7 +27,7 @@ export type PostboxConnection =
   | {
       /**
        * The application's pool; the engine runs delivery transactions on it and never ends it. Size it for
-       * the application plus `concurrency + handoffConcurrency` drains.
+       * the application plus `concurrency` drains (queued and handed-off drains share that limit).
        */
       readonly pool: pg.Pool;
     }
@@ -42,7 +42,10 @@ export type PostboxOptions = PostboxConnection & {
   readonly consumers: readonly ConsumerDefinition[];
   /** Extra event definitions to upcast and validate with; the consumers' own are always included. */
   readonly events?: readonly EventDefinition[];
-  /** Partition drains this process runs at once from the job queue. Default `8` (`DEFAULTS.concurrency`). */
+  /**
+   * Partition drains (delivery transactions) this process runs at once, from the job queue and the relay's
+   * hand-off together. Default `8` (`DEFAULTS.concurrency`).
+   */
   readonly concurrency?: number;
   /** The relay's poll interval (the delivery guarantee behind NOTIFY), ms. Default `2000`. */
   readonly pollIntervalMs?: number;
@@ -52,9 +55,9 @@ export type PostboxOptions = PostboxConnection & {
    */
   readonly drainBudgetMs?: number;
   /**
-   * Partitions this process drains at once when the relay leading here hands them over directly (no job
-   * round trip), on top of `concurrency` queued drains. `0` sends everything through the job queue.
-   * Default: `concurrency`.
+   * Of the `concurrency` drains, how many may be partitions the relay leading here hands over directly (no
+   * job round trip); a hand-off finding no free slot goes to the queue. `0` sends everything through the
+   * job queue. Default: `concurrency`.
    */
   readonly handoffConcurrency?: number;
   /**
@@ -150,6 +153,7 @@ export async function startPostbox(options: PostboxOptions): Promise<Postbox> {
     },
     jobBudgetMs: drainBudgetMs,
     localConcurrency: handoffConcurrency,
+    maxDrains: concurrency,
     statementTimeoutMs,
   });
   const drainTask: Task = async (rawPayload, helpers) => {

@@ -17,8 +17,13 @@ export interface DrainRunnerOptions {
   readonly addJobs: AddJobsFunction;
   /** Time one queued drain job may keep its worker slot before it re-enqueues itself, ms. */
   readonly jobBudgetMs: number;
-  /** Partitions this process drains at once on the relay's direct hand-off (besides queued jobs). */
+  /** Partitions this process drains at once on the relay's direct hand-off (within `maxDrains`). */
   readonly localConcurrency: number;
+  /**
+   * Drains (delivery transactions, each holding a connection) this process runs at once, queued and
+   * handed-off together: the application sizes its pool for this.
+   */
+  readonly maxDrains: number;
   /** `statement_timeout` of the engine's own statements in delivery transactions, ms. */
   readonly statementTimeoutMs: number;
 }
@@ -55,6 +60,9 @@ export class DrainRunner {
   #stopping = false;
   /** The database's clock minus this process's, ms, from the last drain: job run times are the database's. */
   #clockOffsetMs = 0;
+  /** Drains running now (queued and handed-off), and queued ones waiting for a slot. */
+  #running = 0;
+  readonly #waiting: Array<() => void> = [];
 
   constructor(options: DrainRunnerOptions) {
     this.#options = options;
@@ -79,7 +87,11 @@ export class DrainRunner {
       const running = this.#local.get(key(target));
       if (running) {
         running.again = true;
-      } else if (this.#local.size < this.#options.localConcurrency) {
+      } else if (
+        this.#local.size < this.#options.localConcurrency &&
+        this.#running < this.#options.maxDrains
+      ) {
+        this.#running++; // released when the local loop ends
         this.#startLocal(target);
       } else {
         rest.push(target);
@@ -98,7 +110,29 @@ export class DrainRunner {
       running.again = true;
       return;
     }
-    await this.#drainLoop(target, addJobs, Date.now() + this.#options.jobBudgetMs);
+    // A queued drain waits for a slot (holding only its graphile-worker slot, not a connection): queued and
+    // handed-off drains together never exceed maxDrains.
+    await this.#acquire();
+    try {
+      await this.#drainLoop(target, addJobs, Date.now() + this.#options.jobBudgetMs);
+    } finally {
+      this.#release();
+    }
+  }
+
+  #acquire(): Promise<void> {
+    if (this.#running < this.#options.maxDrains) {
+      this.#running++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.#waiting.push(resolve));
+  }
+
+  /** Frees a slot: hands it straight to a waiting queued drain, if any. */
+  #release(): void {
+    const next = this.#waiting.shift();
+    if (next) next();
+    else this.#running--;
   }
 
   /** Stops taking hand-offs and waits for the local drains to commit their current batch. */
@@ -131,6 +165,7 @@ export class DrainRunner {
         );
       } finally {
         this.#local.delete(key(target));
+        this.#release();
       }
     })();
     this.#loops.add(loop);
