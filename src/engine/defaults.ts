@@ -25,6 +25,7 @@ export const DEFAULTS = Object.freeze({
   consumer: Object.freeze({
     partitions: 8,
     batchSize: 100,
+    batchBytes: 16 * 1024 * 1024,
     timeoutMs: 30_000,
     onExhausted: 'dead_letter' as const,
     startFrom: 'beginning' as const,

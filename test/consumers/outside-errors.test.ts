@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { type Kysely, sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -148,5 +148,48 @@ describe('errors outside the handler are attributed to the event that caused the
     const error = await scenario('nul', Nul);
     expect(error).toMatch(/^bad byte .* in the message$/);
     expect(error).not.toContain('\u0000');
+  });
+});
+
+describe('batches are capped by bytes as well as by count', () => {
+  it('large events go in several delivery transactions, every one delivered once, in order', async () => {
+    const s = await createTestDatabase({ poolSize: 8 });
+    const Big = defineEvent({ type: 'Big', streamType: 'big', schema: z.object({ blob: z.string() }) });
+    const seen: Array<{ version: number; xid: string }> = [];
+    const engine = await startPostbox({
+      pool: s.pool,
+      pollIntervalMs: 100,
+      concurrency: 1,
+      consumers: [
+        defineConsumer({
+          name: 'bulky',
+          on: [Big],
+          partitions: 1,
+          batchSize: 100,
+          batchBytes: 1024 * 1024,
+          async handle(event, trx) {
+            const { rows } = await sql<{ xid: string }>`select pg_current_xact_id()::text as xid`.execute(
+              trx,
+            );
+            seen.push({ version: event.streamVersion, xid: rows[0]?.xid as string });
+          },
+        }),
+      ],
+    });
+    try {
+      // 12 events of 300 kB of random base64 (Postgres does not compress it): 3.6 MB, 3 per 1 MiB.
+      const events = Array.from({ length: 12 }, () =>
+        Big.create('one', { blob: randomBytes(225_000).toString('base64') }),
+      );
+      await s.db.transaction().execute((trx) => appendEvents(trx, events));
+      await waitFor('all delivered', async () => seen.length >= 12, 30_000);
+      expect(seen.map((row) => row.version)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+      const perTransaction = new Map<string, number>();
+      for (const row of seen) perTransaction.set(row.xid, (perTransaction.get(row.xid) ?? 0) + 1);
+      expect(Math.max(...perTransaction.values())).toBeLessThanOrEqual(4);
+    } finally {
+      await engine.stop();
+      await s.drop();
+    }
   });
 });

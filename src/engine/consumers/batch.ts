@@ -191,7 +191,7 @@ export class Batch {
   }
 
   /** New events after the checkpoint (read gap-safely with the state), skipping streams that are blocked. */
-  async deliverNew(rows: readonly EventRow[], head: LogPoint | null): Promise<boolean> {
+  async deliverNew(rows: readonly EventRow[], limited: boolean, head: LogPoint | null): Promise<boolean> {
     let last: EventRow | undefined;
     for (const row of rows) {
       if (this.#blocked.has(streamKey(row.stream_type, row.stream_id))) {
@@ -219,12 +219,12 @@ export class Batch {
       this.#checkpoint = { logXid: last.log_xid, position: last.position };
       this.#checkpointMoved = true;
     }
-    const full = rows.length === this.#context.consumer.batchSize;
-    if (!full && head && comparePoints(head, this.#checkpoint) > 0) {
+    // Cut short by a limit (count or bytes): more may follow, and the checkpoint must not jump to the head.
+    if (!limited && head && comparePoints(head, this.#checkpoint) > 0) {
       this.#checkpoint = head;
       this.#checkpointMoved = true;
     }
-    return full;
+    return limited;
   }
 
   async saveCheckpoint(): Promise<void> {

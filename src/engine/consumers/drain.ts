@@ -154,6 +154,7 @@ async function runBatch(context: BatchContext): Promise<DrainResult> {
     consumer: context.consumer.name,
     partition: context.partition,
     batchSize: context.consumer.batchSize,
+    batchBytes: context.consumer.batchBytes,
     handlerTimeoutMs: context.consumer.timeoutMs,
   });
   if (!state) return idle('unknown');
@@ -163,8 +164,8 @@ async function runBatch(context: BatchContext): Promise<DrainResult> {
   let more = false;
   if (state.has_redrives) more = (await batch.redrive()) || more;
   more = (await batch.retryDueStreams()) || more;
-  const fresh = (state.batch ?? []).map((row) => ({ ...row, occurred_at: new Date(row.occurred_at) }));
-  more = (await batch.deliverNew(fresh, state.head)) || more;
+  const fresh = (state.batch?.rows ?? []).map((row) => ({ ...row, occurred_at: new Date(row.occurred_at) }));
+  more = (await batch.deliverNew(fresh, state.batch?.limited ?? false, state.head)) || more;
   await batch.saveCheckpoint();
   return {
     status: more ? 'more' : 'drained',
