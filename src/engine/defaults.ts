@@ -19,6 +19,11 @@ export const DEFAULTS = Object.freeze({
    * every poll interval), ms: until then, old code's event types are still delivered — to old code.
    */
   definitionLeaseMs: 30_000,
+  /**
+   * How long a process that stops responding (frozen, stopped, cut off) keeps its relay leadership and its
+   * partitions before the server ends its sessions, ms (see `startPostbox`'s `sessionTimeoutMs`).
+   */
+  sessionTimeoutMs: 60_000,
   /** Connections of the pool `startPostbox` makes when given a connection string instead of a pool. */
   poolSize: 10,
   /** Per consumer (`defineConsumer`). */

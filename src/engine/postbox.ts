@@ -66,6 +66,16 @@ export type PostboxOptions = PostboxConnection & {
    * consumer's `timeoutMs` instead. Default `60000` (`DEFAULTS.statementTimeoutMs`).
    */
   readonly statementTimeoutMs?: number;
+  /**
+   * How long a process that stops responding — frozen (SIGSTOP, a VM pause, a stalled event loop) or cut
+   * off from the database — keeps its relay leadership and its partitions, ms. The server ends its sessions
+   * after that long: `idle_session_timeout` and TCP keepalives / `tcp_user_timeout` on the relay's
+   * connection, `idle_in_transaction_session_timeout` in delivery transactions (there at least the
+   * consumer's `timeoutMs` + 1 s, since a handler may be idle in its transaction up to its timeout). Other
+   * processes then take over; the frozen one, when it wakes, finds its sessions gone and cannot commit what
+   * others delivered since. At least `3 × pollIntervalMs`. Default `60000` (`DEFAULTS.sessionTimeoutMs`).
+   */
+  readonly sessionTimeoutMs?: number;
   /** A pino-compatible logger. Default: logs nothing. */
   readonly logger?: Logger;
   /**
@@ -113,6 +123,16 @@ export async function startPostbox(options: PostboxOptions): Promise<Postbox> {
   const concurrency = positiveInteger(options.concurrency ?? DEFAULTS.concurrency, 'concurrency');
   const pollIntervalMs = positiveInteger(options.pollIntervalMs ?? DEFAULTS.pollIntervalMs, 'pollIntervalMs');
   const drainBudgetMs = positiveInteger(options.drainBudgetMs ?? DEFAULTS.drainBudgetMs, 'drainBudgetMs');
+  const sessionTimeoutMs = positiveInteger(
+    options.sessionTimeoutMs ?? Math.max(DEFAULTS.sessionTimeoutMs, pollIntervalMs * 3),
+    'sessionTimeoutMs',
+  );
+  if (sessionTimeoutMs < pollIntervalMs * 3) {
+    throw new TypeError(
+      `postbox: sessionTimeoutMs (${sessionTimeoutMs}) must be at least 3 × pollIntervalMs (${pollIntervalMs}): ` +
+        'an idle relay connection would be ended between its polls',
+    );
+  }
   const statementTimeoutMs = positiveInteger(
     options.statementTimeoutMs ?? DEFAULTS.statementTimeoutMs,
     'statementTimeoutMs',
@@ -155,6 +175,7 @@ export async function startPostbox(options: PostboxOptions): Promise<Postbox> {
     localConcurrency: handoffConcurrency,
     maxDrains: concurrency,
     statementTimeoutMs,
+    sessionTimeoutMs,
   });
   const drainTask: Task = async (rawPayload, helpers) => {
     const payload = rawPayload as DrainJobPayload;
@@ -211,10 +232,17 @@ export async function startPostbox(options: PostboxOptions): Promise<Postbox> {
   const utils = workerUtils;
   // Asynchronous commit for the relay's writes on this connection (the sleep flag; job rows go through
   // graphile-worker's pool): the flag is only a hint, and a job lost in a crash is re-created by the poll.
+  // The relay's connection runs a statement at least every poll interval: a session idle for
+  // sessionTimeoutMs belongs to a frozen process, and ending it frees the leader lock. Keepalives and
+  // tcp_user_timeout let the server notice a host cut off from it within about the same time.
+  const keepaliveSeconds = Math.max(1, Math.floor(sessionTimeoutMs / 3000));
   const notifier = new Notifier({
     clientConfig,
     applicationName: 'postbox-relay',
-    serverOptions: '-c synchronous_commit=off',
+    serverOptions:
+      `-c synchronous_commit=off -c idle_session_timeout=${sessionTimeoutMs} ` +
+      `-c tcp_keepalives_idle=${keepaliveSeconds} -c tcp_keepalives_interval=${keepaliveSeconds} ` +
+      `-c tcp_keepalives_count=2 -c tcp_user_timeout=${sessionTimeoutMs}`,
     logger,
   });
   const relay = new Relay({

@@ -26,6 +26,8 @@ export interface DrainRunnerOptions {
   readonly maxDrains: number;
   /** `statement_timeout` of the engine's own statements in delivery transactions, ms. */
   readonly statementTimeoutMs: number;
+  /** A delivery transaction idle this long (the process froze) loses its session, ms. */
+  readonly sessionTimeoutMs: number;
 }
 
 /** How a drain loop ended. */
@@ -188,6 +190,7 @@ export class DrainRunner {
         logger: this.#options.logger,
         registry: this.#options.registry,
         statementTimeoutMs: this.#options.statementTimeoutMs,
+        sessionTimeoutMs: this.#options.sessionTimeoutMs,
         ...(this.#options.onDelivery ? { onDelivery: this.#options.onDelivery } : {}),
       });
       if (result.clockOffsetMs !== undefined) this.#clockOffsetMs = result.clockOffsetMs;

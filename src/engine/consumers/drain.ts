@@ -74,6 +74,11 @@ export async function drainPartition(
               consumer: consumer.name,
               partition,
               statementTimeoutMs: options.statementTimeoutMs ?? DEFAULTS.statementTimeoutMs,
+              // A handler may be idle in the transaction (calling another system) up to its timeout.
+              idleTimeoutMs: Math.max(
+                options.sessionTimeoutMs ?? DEFAULTS.sessionTimeoutMs,
+                consumer.timeoutMs + 1000,
+              ),
               lockWait,
             }),
           )
