@@ -193,3 +193,61 @@ describe('batches are capped by bytes as well as by count', () => {
     }
   });
 });
+
+describe('failure storms stay cheap', () => {
+  it('a careful rerun (a savepoint per handler) takes at most 64 handlers per transaction', async () => {
+    const s = await createTestDatabase({ poolSize: 8 });
+    await createEffectsTable(s.db as never);
+    /** Top-level transaction → the (sub)transaction ids its handlers' rows were written under. */
+    const perTransaction = new Map<string, Set<string>>();
+    const Storm = defineEvent({ type: 'Storm', streamType: 'storm', schema: z.object({ bad: z.boolean() }) });
+    const engine = await startPostbox({
+      pool: s.pool,
+      pollIntervalMs: 100,
+      concurrency: 1,
+      consumers: [
+        defineConsumer({
+          name: 'stormy',
+          on: [Storm],
+          partitions: 1,
+          batchSize: 500,
+          retry: { maxAttempts: 1, initialDelayMs: 50, maxDelayMs: 50, jitter: 0 },
+          async handle(event, trx) {
+            // A writing handler: in a savepoint of its own, its row gets a subtransaction id of its own.
+            const { rows } = await sql<{ xid: string; sub: string }>`
+              insert into test_effects (consumer, event_id, stream_id, stream_version, attempt)
+              values ('stormy', ${event.id}, ${event.streamId}, ${event.streamVersion}, 1)
+              returning pg_current_xact_id()::text as xid, xmin::text as sub`.execute(trx);
+            const row = rows[0] as { xid: string; sub: string };
+            perTransaction.set(row.xid, new Set([...(perTransaction.get(row.xid) ?? []), row.sub]));
+            if (event.payload.bad) throw new Error('storm');
+          },
+        }),
+      ],
+    });
+    try {
+      // The first event fails: the batch of 300 reruns carefully.
+      await s.db.transaction().execute((trx) =>
+        appendEvents(
+          trx,
+          Array.from({ length: 300 }, (_, n) => Storm.create(`st${n}`, { bad: n === 0 })),
+        ),
+      );
+      await waitFor(
+        'all settled',
+        async () => {
+          const { rows } = await sql<{ n: number }>`select count(*)::int as n from test_effects
+          where consumer = 'stormy'`.execute(s.db);
+          return rows[0]?.n === 299;
+        },
+        60_000,
+      );
+      // Subtransaction ids per transaction: beyond 64 a backend's subtransaction cache overflows, and every
+      // snapshot in the cluster gets slower while that transaction runs.
+      expect(Math.max(...[...perTransaction.values()].map((ids) => ids.size))).toBeLessThanOrEqual(64);
+    } finally {
+      await engine.stop();
+      await s.drop();
+    }
+  }, 90_000);
+});

@@ -20,6 +20,14 @@ import { invokeHandler } from './invoke-handler.ts';
 
 const streamKey = (streamType: string, streamId: string): string => `${streamType}\u0000${streamId}`;
 
+/**
+ * Handlers one careful (savepoint per handler) transaction runs at most. Each released savepoint of a
+ * writing handler keeps a subtransaction id; past 64 in one transaction Postgres's per-backend cache
+ * overflows and every snapshot in the cluster gets slower while it runs. The rest of the batch goes to the
+ * next transaction.
+ */
+const CAREFUL_HANDLERS_PER_TRANSACTION = 50;
+
 /** Longest error message and stack stored with a failure (the rest is cut). */
 const MAX_ERROR_CHARS = 4000;
 const MAX_STACK_CHARS = 16_000;
@@ -70,6 +78,8 @@ export class Batch {
    * must not postpone or hurry them.
    */
   readonly clockOffsetMs: number;
+  /** The database's clock when the partition's state was read, ms since the epoch. */
+  readonly #readAt: number;
   /** The event types of the consumer's live definitions (this code's and others'). */
   readonly #liveTypes: readonly string[];
   readonly #codeTypes: ReadonlySet<string>;
@@ -79,8 +89,15 @@ export class Batch {
     for (const row of state.blocked) this.#blocked.set(streamKey(row.stream_type, row.stream_id), row);
     this.#checkpoint = { logXid: state.checkpoint_xid, position: state.checkpoint_position };
     this.#liveTypes = state.event_types;
-    this.clockOffsetMs = new Date(state.db_now).getTime() - Date.now();
+    this.#readAt = new Date(state.db_now).getTime();
+    // Approximate (the read's latency makes it err low): used only for the run times of re-queued jobs.
+    this.clockOffsetMs = this.#readAt - Date.now();
     this.#codeTypes = new Set(context.consumer.eventTypes);
+  }
+
+  /** A careful transaction ran its share of handlers (see CAREFUL_HANDLERS_PER_TRANSACTION). */
+  #carefulBudgetSpent(): boolean {
+    return this.#context.careful && this.#savepointCounter >= CAREFUL_HANDLERS_PER_TRANSACTION;
   }
 
   /** The database's clock now, ms since the epoch (see {@link clockOffsetMs}). */
@@ -102,6 +119,7 @@ export class Batch {
     await this.#engineStatements();
     const rows = await readRedrives(trx, consumer.name, partition, consumer.batchSize, consumer.eventTypes);
     for (const row of rows) {
+      if (this.#carefulBudgetSpent()) return true;
       const failure = await this.#deliver(row, row.dead_attempts + 1);
       await this.#engineStatements();
       if (failure) {
@@ -116,12 +134,13 @@ export class Batch {
   /** Streams whose retry is due: the failed event, then the stream's later events up to the checkpoint. */
   async retryDueStreams(): Promise<boolean> {
     const { trx, consumer } = this.#context;
-    const now = this.#databaseNow();
+    const now = this.#readAt; // the database's clock, as the retry times are
     let more = false;
     const due = [...this.#blocked.values()].filter(
       (row) => row.next_attempt_at !== null && Date.parse(row.next_attempt_at) <= now,
     );
     for (const block of due) {
+      if (this.#carefulBudgetSpent()) return true;
       await this.#engineStatements();
       const rows = await readStreamBacklog(trx, {
         streamType: block.stream_type,
@@ -134,9 +153,12 @@ export class Batch {
       let stoppedAt: EventRow | undefined;
       for (const row of rows) {
         const isHead = row.position === block.event_position;
-        if (this.#foreign(row)) {
-          // Another definition's event: the stream waits for that code, from this event on.
-          this.handOver = true;
+        const spent = this.#carefulBudgetSpent();
+        if (spent || this.#foreign(row)) {
+          // Another definition's event (the stream waits for that code), or this careful transaction has
+          // run its share of handlers (the next one continues): the stream stays blocked, from this event.
+          if (spent) more = true;
+          else this.handOver = true;
           stoppedAt = row;
           if (!isHead) {
             await this.#engineStatements();
@@ -193,6 +215,7 @@ export class Batch {
   /** New events after the checkpoint (read gap-safely with the state), skipping streams that are blocked. */
   async deliverNew(rows: readonly EventRow[], limited: boolean, head: LogPoint | null): Promise<boolean> {
     let last: EventRow | undefined;
+    let budgetSpent = false;
     for (const row of rows) {
       if (this.#blocked.has(streamKey(row.stream_type, row.stream_id))) {
         last = row;
@@ -204,16 +227,20 @@ export class Batch {
         this.handOver = true;
         break;
       }
+      if (this.#carefulBudgetSpent()) {
+        budgetSpent = true; // the next transaction continues from here
+        break;
+      }
       const failure = await this.#deliver(row, 1);
       if (failure) await this.#recordFailure(row, 1, failure, undefined);
       last = row;
     }
-    if (this.handOver) {
+    if (this.handOver || budgetSpent) {
       if (last) {
         this.#checkpoint = { logXid: last.log_xid, position: last.position };
         this.#checkpointMoved = true;
       }
-      return false;
+      return budgetSpent;
     }
     if (last) {
       this.#checkpoint = { logXid: last.log_xid, position: last.position };
@@ -352,13 +379,13 @@ export class Batch {
     } else {
       this.#report(row, false, 0, false);
     }
-    const nextAttemptAt = exhausted ? null : new Date(this.#databaseNow() + retryDelayMs(policy, attempt));
-    await blockStream(trx, {
+    const delayMs = exhausted ? null : retryDelayMs(policy, attempt);
+    const nextAttemptAt = await blockStream(trx, {
       consumer: consumer.name,
       partition,
       event: row,
       attempts: attempt,
-      nextAttemptAt,
+      retryDelayMs: delayMs,
       error: message,
       firstFailedAt,
     });
