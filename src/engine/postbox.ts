@@ -20,6 +20,7 @@ import { createPostboxEvents, type PostboxEvents } from './postbox-events.ts';
 import { Notifier } from './relay/notifier.ts';
 import { Relay } from './relay/relay.ts';
 import { DRAIN_TASK, type DrainJobPayload, drainTaskOf, scheduleDrains } from './relay/schedule.ts';
+import { checkLogOrder } from './sql/check-log-order.ts';
 import { guardWorkerRejections } from './worker-rejections.ts';
 
 /** Where the engine connects: the application's pool (preferred), or a URL for a pool of its own. */
@@ -157,6 +158,7 @@ export async function startPostbox(options: PostboxOptions): Promise<Postbox> {
   ]);
   // Each process refreshes its definitions every poll interval: the lease spans several of them.
   const definitionLeaseMs = Math.max(DEFAULTS.definitionLeaseMs, pollIntervalMs * 5);
+  await checkLogOrder(db);
   await registerConsumers(db, options.consumers, definitionLeaseMs);
   const unguard = (options.guardWorkerRejections ?? true) ? guardWorkerRejections(logger) : () => {};
   // Resolved once graphile-worker's utilities exist (the runner needs the task, the task needs addJobs).
