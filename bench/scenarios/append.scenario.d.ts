@@ -7,7 +7,7 @@ import type { ScenarioModule } from '../scenario.ts';
  * duration at each concurrency, so drift of the machine falls on both alike. The ratio is taken per round
  * pair, then its median.
  *
- * The relay is marked awake in `outbox.relay_state` for the whole scenario: that is the state a loaded
+ * The relay is marked awake (`outbox.relay_sleeping` = 0) for the whole scenario: that is the state a loaded
  * system is in (the wake-up trigger then runs its check and sends no NOTIFY). The NOTIFY cost itself is
  * scenario 7.
  */
