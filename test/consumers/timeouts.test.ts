@@ -59,7 +59,7 @@ beforeAll(async () => {
         name: 'brisk',
         on: [Nudged],
         partitions: 1,
-        timeoutMs: 100,
+        timeoutMs: 1000,
         async handle(event, trx) {
           briskCalls.set(event.streamId, (briskCalls.get(event.streamId) ?? 0) + 1);
           await onBrisk?.();
@@ -136,8 +136,8 @@ describe('handler timeouts', () => {
 describe("the handler timeout is the handler's", () => {
   it("the engine's own queries in a delivery transaction are not cut at the handler timeout", async () => {
     const stream = randomUUID();
-    // While the handler runs, an operator's transaction takes brisk's checkpoint row and keeps it for 600 ms,
-    // six times the handler timeout: the drain's checkpoint write waits for it. The handler itself is quick
+    // While the handler runs, an operator's transaction takes brisk's checkpoint row and keeps it for 2.5 s,
+    // 2.5 times the handler timeout: the drain's checkpoint write waits for it. The handler itself is quick
     // and succeeds. (The lock is taken only once the event was read: an open write transaction before the
     // append would hold the event back from every reader.)
     const operator = new pg.Client({ connectionString: t.url });
@@ -157,7 +157,7 @@ describe("the handler timeout is the handler's", () => {
       await t.db.transaction().execute((trx) => appendEvents(trx, [Nudged.create(stream, {})]));
       await waitFor('brisk called', async () => locked !== undefined);
       await locked;
-      await new Promise((resolve) => setTimeout(resolve, 600));
+      await new Promise((resolve) => setTimeout(resolve, 2500));
       await operator.query('commit');
     } finally {
       await operator.end();
