@@ -34,9 +34,7 @@ export const appendScenario: ScenarioModule = {
     const database = await server.createDatabase('append');
     try {
       const setup = database.pool(1);
-      await setup.query(
-        `select setval('outbox.relay_sleeping', 0)`,
-      );
+      await setup.query(`select setval('outbox.relay_sleeping', 0)`);
       await setup.end();
 
       const pairs = new Map<number, Pair>();
