@@ -26,7 +26,7 @@ const database = await server.createDatabase('append_breakdown');
 const pool = database.pool(concurrency);
 const db = createDb(pool);
 // A loaded system: the relay is awake, so the wake-up trigger checks and does not NOTIFY.
-await pool.query('insert into outbox.relay_state (sleeping) values (false)');
+await pool.query("select setval('outbox.relay_sleeping', 0)");
 // outbox.events' shape and indexes, without its trigger.
 await pool.query(
   'create table bench.events_copy (like outbox.events including defaults including constraints including indexes including identity)',

@@ -25,7 +25,7 @@ const server = await startBenchServer(databaseUrl);
 const database = await server.createDatabase('append_pools');
 const setup = database.pool(1);
 // A loaded system: the relay is awake, so the wake-up trigger checks and does not NOTIFY.
-await setup.query('insert into outbox.relay_state (sleeping) values (false)');
+await setup.query("select setval('outbox.relay_sleeping', 0)");
 await setup.end();
 
 async function pgClientTransaction(pool: pg.Pool): Promise<void> {

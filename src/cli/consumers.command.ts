@@ -6,6 +6,7 @@ import {
   listConsumers,
   listDeadLetters,
   pauseConsumer,
+  readHorizonHolders,
   redriveDeadLetters,
   replayConsumer,
   resumeConsumer,
@@ -99,14 +100,47 @@ export function registerConsumersCommand(program: Command): void {
       }),
     );
   consumers
+    .command('horizon')
+    .description(
+      'the oldest open write transactions: every consumer waits for the first one (pid, age, query)',
+    )
+    .option('--json', 'print JSON')
+    .action(async (options: { json?: boolean }) => {
+      await withDb(async (db) => {
+        const rows = await readHorizonHolders(db);
+        if (options.json) {
+          process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+          return;
+        }
+        if (rows.length === 0) {
+          process.stdout.write('no open write transaction: nothing holds the log back\n');
+          return;
+        }
+        for (const row of rows) {
+          const who = row.pid === null ? `prepared ${row.preparedGid}` : `pid ${row.pid}`;
+          const query = (row.query ?? '(not visible to this role)').replace(/\s+/g, ' ').slice(0, 200);
+          process.stdout.write(
+            `${row.holdsHorizon ? '* ' : '  '}${who}  ${seconds(row.ageMs)}  ${row.state ?? ''}  ` +
+              `${row.database ?? ''}/${row.user ?? ''}/${row.applicationName ?? ''}  ${query}\n`,
+          );
+        }
+      });
+    });
+  consumers
     .command('replay <name>')
     .description('re-deliver events to a consumer: all of them, or those after --after <position>')
     .option('--after <position>', 'log position to replay after')
     .action((name: string, options: { after?: string }) =>
       withDb(async (db) => {
-        await replayConsumer(db, name, options.after === undefined ? {} : { afterPosition: options.after });
+        const result = await replayConsumer(
+          db,
+          name,
+          options.after === undefined ? {} : { afterPosition: options.after },
+        );
         process.stdout.write(
-          `${name} rewound${options.after ? ` to after position ${options.after}` : ' to the start'}\n`,
+          `${name} rewound${options.after ? ` to after position ${options.after}` : ' to the start'}; ` +
+            `blocked streams kept: ${result.keptBlockedStreams} (failed before the point, still retried), ` +
+            `released: ${result.releasedBlockedStreams} (replayed); open dead letters: ${result.openDeadLetters}\n`,
         );
       }),
     );

@@ -9,12 +9,28 @@ export const DEFAULTS = Object.freeze({
   pollIntervalMs: 2000,
   /** Time one queued drain job may keep its worker slot before it hands over, ms. */
   drainBudgetMs: 1000,
+  /**
+   * `statement_timeout` of the engine's own statements in a delivery transaction (reading the partition,
+   * recording failures, the checkpoint, COMMIT), ms. Handlers' statements get their consumer's `timeoutMs`.
+   */
+  statementTimeoutMs: 60_000,
+  /**
+   * How long a consumer definition stays live without a running process refreshing it (each process does
+   * every poll interval), ms: until then, old code's event types are still delivered — to old code.
+   */
+  definitionLeaseMs: 30_000,
+  /**
+   * How long a process that stops responding (frozen, stopped, cut off) keeps its relay leadership and its
+   * partitions before the server ends its sessions, ms (see `startPostbox`'s `sessionTimeoutMs`).
+   */
+  sessionTimeoutMs: 60_000,
   /** Connections of the pool `startPostbox` makes when given a connection string instead of a pool. */
   poolSize: 10,
   /** Per consumer (`defineConsumer`). */
   consumer: Object.freeze({
     partitions: 8,
     batchSize: 100,
+    batchBytes: 16 * 1024 * 1024,
     timeoutMs: 30_000,
     onExhausted: 'dead_letter' as const,
     startFrom: 'beginning' as const,

@@ -84,3 +84,20 @@ export class MigrationError extends PostboxError {
 export class HandlerTimeoutError extends PostboxError {
   readonly code = 'HANDLER_TIMEOUT';
 }
+
+/**
+ * The log's transaction ids are ahead of the database cluster's counter (a dump/restore or a logical
+ * replication cut-over): delivery would stop or skip events, so the engine does not start.
+ */
+export class LogOrderError extends PostboxError {
+  readonly code = 'LOG_ORDER_AHEAD';
+  /** The highest transaction id in the log or a checkpoint. */
+  readonly logXid: string;
+  /** The cluster's next transaction id. */
+  readonly nextXid: string;
+  constructor(message: string, logXid: string, nextXid: string) {
+    super(message);
+    this.logXid = logXid;
+    this.nextXid = nextXid;
+  }
+}

@@ -15,6 +15,7 @@ export {
   type RedriveOptions,
   type ReplayOptions,
   type ReplayPreview,
+  type ReplayResult,
   redriveDeadLetters,
   replayConsumer,
   resumeConsumer,
@@ -142,3 +143,4 @@ export { WAKE_CHANNEL } from './outbox/wake-channel.ts';
 export { type Postbox, type PostboxConnection, type PostboxOptions, startPostbox } from './postbox.ts';
 export type { PostboxEventMap, PostboxEvents, RelayActivity } from './postbox-events.ts';
 export { Notifier, type NotifierOptions, type WakeListener } from './relay/notifier.ts';
+export { type HorizonHolder, readHorizonHolders } from './sql/read-horizon-holders.ts';

@@ -25,7 +25,14 @@ import { createEventRegistry } from './outbox/read.ts';
 import { createPostboxEvents, type PostboxEvents } from './postbox-events.ts';
 import { Notifier } from './relay/notifier.ts';
 import { Relay } from './relay/relay.ts';
-import { DRAIN_TASK, type DrainJobPayload } from './relay/schedule.ts';
+import {
+  DESTINATION_DRAIN_TASK,
+  DRAIN_TASK,
+  type DrainJobPayload,
+  drainTaskOf,
+  scheduleDrains,
+} from './relay/schedule.ts';
+import { checkLogOrder } from './sql/check-log-order.ts';
 import { guardWorkerRejections } from './worker-rejections.ts';
 
 /** Where the engine connects: the application's pool (preferred), or a URL for a pool of its own. */
@@ -33,7 +40,7 @@ export type PostboxConnection =
   | {
       /**
        * The application's pool; the engine runs delivery transactions on it and never ends it. Size it for
-       * the application plus `concurrency + handoffConcurrency` drains.
+       * the application plus `concurrency` drains (queued and handed-off drains share that limit).
        */
       readonly pool: pg.Pool;
     }
@@ -63,7 +70,10 @@ export type PostboxOptions = PostboxConnection & {
   readonly destinationAddressPolicy?: AddressPolicy;
   /** Extra event definitions to upcast and validate with; the consumers' own are always included. */
   readonly events?: readonly EventDefinition[];
-  /** Partition drains this process runs at once from the job queue. Default `8` (`DEFAULTS.concurrency`). */
+  /**
+   * Partition drains (delivery transactions) this process runs at once, from the job queue and the relay's
+   * hand-off together. Default `8` (`DEFAULTS.concurrency`).
+   */
   readonly concurrency?: number;
   /** The relay's poll interval (the delivery guarantee behind NOTIFY), ms. Default `2000`. */
   readonly pollIntervalMs?: number;
@@ -73,11 +83,27 @@ export type PostboxOptions = PostboxConnection & {
    */
   readonly drainBudgetMs?: number;
   /**
-   * Partitions this process drains at once when the relay leading here hands them over directly (no job
-   * round trip), on top of `concurrency` queued drains. `0` sends everything through the job queue.
-   * Default: `concurrency`.
+   * Of the `concurrency` drains, how many may be partitions the relay leading here hands over directly (no
+   * job round trip); a hand-off finding no free slot goes to the queue. `0` sends everything through the
+   * job queue. Default: `concurrency`.
    */
   readonly handoffConcurrency?: number;
+  /**
+   * `statement_timeout` of the engine's own statements in a delivery transaction (reading the partition,
+   * recording failures, writing the checkpoint, COMMIT), ms. A handler's statements run under its
+   * consumer's `timeoutMs` instead. Default `60000` (`DEFAULTS.statementTimeoutMs`).
+   */
+  readonly statementTimeoutMs?: number;
+  /**
+   * How long a process that stops responding — frozen (SIGSTOP, a VM pause, a stalled event loop) or cut
+   * off from the database — keeps its relay leadership and its partitions, ms. The server ends its sessions
+   * after that long: `idle_session_timeout` and TCP keepalives / `tcp_user_timeout` on the relay's
+   * connection, `idle_in_transaction_session_timeout` in delivery transactions (there at least the
+   * consumer's `timeoutMs` + 1 s, since a handler may be idle in its transaction up to its timeout). Other
+   * processes then take over; the frozen one, when it wakes, finds its sessions gone and cannot commit what
+   * others delivered since. At least `3 × pollIntervalMs`. Default `60000` (`DEFAULTS.sessionTimeoutMs`).
+   */
+  readonly sessionTimeoutMs?: number;
   /** A pino-compatible logger. Default: logs nothing. */
   readonly logger?: Logger;
   /**
@@ -125,6 +151,20 @@ export async function startPostbox(options: PostboxOptions): Promise<Postbox> {
   const concurrency = positiveInteger(options.concurrency ?? DEFAULTS.concurrency, 'concurrency');
   const pollIntervalMs = positiveInteger(options.pollIntervalMs ?? DEFAULTS.pollIntervalMs, 'pollIntervalMs');
   const drainBudgetMs = positiveInteger(options.drainBudgetMs ?? DEFAULTS.drainBudgetMs, 'drainBudgetMs');
+  const sessionTimeoutMs = positiveInteger(
+    options.sessionTimeoutMs ?? Math.max(DEFAULTS.sessionTimeoutMs, pollIntervalMs * 3),
+    'sessionTimeoutMs',
+  );
+  if (sessionTimeoutMs < pollIntervalMs * 3) {
+    throw new TypeError(
+      `postbox: sessionTimeoutMs (${sessionTimeoutMs}) must be at least 3 × pollIntervalMs (${pollIntervalMs}): ` +
+        'an idle relay connection would be ended between its polls',
+    );
+  }
+  const statementTimeoutMs = positiveInteger(
+    options.statementTimeoutMs ?? DEFAULTS.statementTimeoutMs,
+    'statementTimeoutMs',
+  );
   const handoffConcurrency = options.handoffConcurrency ?? concurrency;
   if (!Number.isInteger(handoffConcurrency) || handoffConcurrency < 0) {
     throw new TypeError('postbox: handoffConcurrency must be a non-negative integer');
@@ -144,7 +184,10 @@ export async function startPostbox(options: PostboxOptions): Promise<Postbox> {
     ...(options.events ?? []),
     ...options.consumers.flatMap((consumer) => consumer.definitions),
   ]);
-  await registerConsumers(db, options.consumers);
+  // Each process refreshes its definitions every poll interval: the lease spans several of them.
+  const definitionLeaseMs = Math.max(DEFAULTS.definitionLeaseMs, pollIntervalMs * 5);
+  await checkLogOrder(db);
+  await registerConsumers(db, options.consumers, definitionLeaseMs);
   const deliverDestinations = options.deliverDestinations ?? true;
   const addressPolicy = options.destinationAddressPolicy ?? {};
   if (deliverDestinations && options.destinations?.length) {
@@ -165,12 +208,43 @@ export async function startPostbox(options: PostboxOptions): Promise<Postbox> {
     },
     jobBudgetMs: drainBudgetMs,
     localConcurrency: handoffConcurrency,
+    maxDrains: concurrency,
+    statementTimeoutMs,
+    sessionTimeoutMs,
   });
   const drainTask: Task = async (rawPayload, helpers) => {
     const payload = rawPayload as DrainJobPayload;
     emit('job', { consumer: payload.consumer, partition: payload.partition });
-    await drains.runJob({ consumer: payload.consumer, partition: payload.partition }, helpers.addJobs);
+    await drains.runJob(
+      {
+        consumer: payload.consumer,
+        partition: payload.partition,
+        ...(payload.destination ? { destination: true } : {}),
+      },
+      helpers.addJobs,
+    );
   };
+  // Every destination's drains: this process delivers the destinations it has read from the database; one
+  // created a moment ago may not be loaded yet, so its job comes back a second later.
+  const destinationDrainTask: Task = async (rawPayload, helpers) => {
+    const payload = rawPayload as DrainJobPayload;
+    if (consumers.has(payload.consumer)) return drainTask(rawPayload, helpers);
+    await scheduleDrains(
+      helpers.addJobs,
+      [{ consumer: payload.consumer, partition: payload.partition, destination: true }],
+      new Date(Date.now() + 1000),
+    );
+  };
+  // Jobs queued under the shared task name of earlier versions: run here, or passed on to the consumer's
+  // own task (which only processes running that consumer fetch).
+  const legacyDrainTask: Task = async (rawPayload, helpers) => {
+    const payload = rawPayload as DrainJobPayload;
+    if (consumers.has(payload.consumer)) return drainTask(rawPayload, helpers);
+    await scheduleDrains(helpers.addJobs, [{ consumer: payload.consumer, partition: payload.partition }]);
+  };
+  const taskList: Record<string, Task> = { [DRAIN_TASK]: legacyDrainTask };
+  for (const name of consumers.keys()) taskList[drainTaskOf(name)] = drainTask;
+  if (deliverDestinations) taskList[DESTINATION_DRAIN_TASK] = destinationDrainTask;
 
   const workerLogger = new WorkerLogger((scope) => (level, message, meta) => {
     const log = logger.child({ worker: scope });
@@ -200,7 +274,7 @@ export async function startPostbox(options: PostboxOptions): Promise<Postbox> {
       noHandleSignals: true,
       pollInterval: pollIntervalMs,
       logger: workerLogger,
-      taskList: { [DRAIN_TASK]: drainTask },
+      taskList,
     });
     workerUtils = await makeWorkerUtils({ pgPool: jobPool, logger: workerLogger });
   } catch (error) {
@@ -212,10 +286,17 @@ export async function startPostbox(options: PostboxOptions): Promise<Postbox> {
   const utils = workerUtils;
   // Asynchronous commit for the relay's writes on this connection (the sleep flag; job rows go through
   // graphile-worker's pool): the flag is only a hint, and a job lost in a crash is re-created by the poll.
+  // The relay's connection runs a statement at least every poll interval: a session idle for
+  // sessionTimeoutMs belongs to a frozen process, and ending it frees the leader lock. Keepalives and
+  // tcp_user_timeout let the server notice a host cut off from it within about the same time.
+  const keepaliveSeconds = Math.max(1, Math.floor(sessionTimeoutMs / 3000));
   const notifier = new Notifier({
     clientConfig,
     applicationName: 'postbox-relay',
-    serverOptions: '-c synchronous_commit=off',
+    serverOptions:
+      `-c synchronous_commit=off -c idle_session_timeout=${sessionTimeoutMs} ` +
+      `-c tcp_keepalives_idle=${keepaliveSeconds} -c tcp_keepalives_interval=${keepaliveSeconds} ` +
+      `-c tcp_keepalives_count=2 -c tcp_user_timeout=${sessionTimeoutMs}`,
     logger,
   });
   let relay: Relay | undefined;
@@ -245,8 +326,9 @@ export async function startPostbox(options: PostboxOptions): Promise<Postbox> {
     : undefined;
   relay = new Relay({
     notifier,
-    consumers: () => [...consumers.keys()],
     addJobs: utils.addJobs,
+    definitions: options.consumers,
+    definitionLeaseMs,
     ...(handoffConcurrency === 0 ? {} : { handoff: (targets) => drains.offer(targets) }),
     pollIntervalMs,
     logger,

@@ -1,6 +1,13 @@
 import type { Kysely } from 'kysely';
 import type { RecordedEvent } from '../engine/index.ts';
-import { type EventRow, type LogFilter, type LogPoint, readLogAfter } from '../engine/index.ts';
+import {
+  type EventRegistry,
+  type EventRow,
+  type LogFilter,
+  type LogPoint,
+  readLogAfter,
+  toRecordedEvent,
+} from '../engine/index.ts';
 
 export { comparePoints, readLogHead } from '../engine/index.ts';
 
@@ -49,4 +56,25 @@ export function matchesFilter(event: RecordedEvent, filter: EventFilter): boolea
   if (filter.from && event.occurredAt.getTime() < filter.from.getTime()) return false;
   if (filter.to && event.occurredAt.getTime() >= filter.to.getTime()) return false;
   return true;
+}
+
+/**
+ * An event as the API serves it: upcast to its current schema — or, when its stored payload cannot be
+ * (an upcaster threw), as stored, at its stored `schemaVersion`, with `upcastError` saying why.
+ */
+export type FeedEvent = RecordedEvent & { readonly upcastError?: string };
+
+/**
+ * `toRecordedEvent` that never throws for one bad event: the `events` connection and every subscription go
+ * on past it (one event whose upcaster throws used to stall every subscription of every API process).
+ */
+export function toFeedEvent(row: EventRow, registry: EventRegistry): FeedEvent {
+  try {
+    return toRecordedEvent(row, registry);
+  } catch (error) {
+    return {
+      ...toRecordedEvent(row),
+      upcastError: `${row.type} version ${row.schema_version} could not be upcast: ${(error as Error).message}`,
+    };
+  }
 }

@@ -8,10 +8,16 @@ import {
   Notifier,
   pointOf,
   readLogAfter,
-  toRecordedEvent,
 } from '../engine/index.ts';
 import type { Logger } from '../logger.ts';
-import { comparePoints, type EventFilter, matchesFilter, readEventPage, readLogHead } from './event-log.ts';
+import {
+  comparePoints,
+  type EventFilter,
+  matchesFilter,
+  readEventPage,
+  readLogHead,
+  toFeedEvent,
+} from './event-log.ts';
 
 /** Options of {@link LogTailer}. */
 export interface LogTailerOptions {
@@ -117,7 +123,7 @@ export class LogTailer {
   /** @internal Reads one page for a feed's catch-up, as recorded events. */
   async readPage(after: LogPoint, filter: EventFilter): Promise<RecordedEvent[]> {
     const rows = await readEventPage(this.options.db, { after, limit: this.pageSize, filter });
-    return rows.map((row) => toRecordedEvent(row, this.options.registry));
+    return rows.map((row) => toFeedEvent(row, this.options.registry));
   }
 
   private wake(): void {
@@ -158,7 +164,7 @@ export class LogTailer {
         await this.listen();
         const page = await readLogAfter(this.options.db, { after: this.point, limit: this.pageSize });
         if (page.rows.length > 0) {
-          const events = page.rows.map((row) => toRecordedEvent(row, this.options.registry));
+          const events = page.rows.map((row) => toFeedEvent(row, this.options.registry));
           for (const feed of this.feeds) feed.push(events);
           this.point = page.next;
         }

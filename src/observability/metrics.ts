@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Db } from '../db/database.ts';
 import type { DeliveryOutcome, DestinationAttempt } from '../engine/index.ts';
-import { readLogHead } from '../engine/index.ts';
+import { readHorizonHolders, readLogHead } from '../engine/index.ts';
 
 /** How long one scrape's answer is reused by default, ms (Prometheus scrapes every 15 s or more). */
 export const DEFAULT_METRICS_CACHE_MS = 1000;
@@ -153,6 +153,18 @@ export function createMetrics(
     labelNames: ['destination'] as const,
     registers: [registry],
   });
+  // What every reader of the log waits for. Its query text stays out of /metrics (unauthenticated): the
+  // CLI and the admin GraphQL field show it.
+  const horizonAge = new Gauge({
+    name: 'postbox_horizon_holder_age_seconds',
+    help: 'Age of the oldest open write transaction of the cluster, which holds back every reader of the log (0: none).',
+    registers: [registry],
+  });
+  const horizonPid = new Gauge({
+    name: 'postbox_horizon_holder_pid',
+    help: 'Backend pid of that transaction (0: none, or a prepared transaction); see `postbox consumers horizon`.',
+    registers: [registry],
+  });
   const appended = new Counter({
     name: 'postbox_events_appended_total',
     help: 'Events committed to the log since this process started, per event type.',
@@ -206,6 +218,9 @@ export function createMetrics(
       circuitFailures.set(labels, row.consecutive_failures);
       circuitSince.set(labels, row.since_seconds);
     }
+    const [holder] = await readHorizonHolders(db, { limit: 1 });
+    horizonAge.set(holder ? holder.ageMs / 1000 : 0);
+    horizonPid.set(holder?.pid ?? 0);
     if (!logCursor) {
       // Start counting at the current end of the readable log.
       logCursor = await readLogHead(db);

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defineConsumer } from '../../src/engine/consumers/consumer.ts';
 import { registerConsumers } from '../../src/engine/consumers/register.ts';
 import { ConfigError } from '../../src/engine/errors.ts';
 import { appendEvents } from '../../src/engine/outbox/append.ts';
@@ -75,5 +76,29 @@ describe('consumer registration', () => {
   it('rejects bad consumer definitions', () => {
     expect(() => effectsConsumer({ name: 'Bad Name' })).toThrow(/must match/);
     expect(() => effectsConsumer({ name: 'ok', partitions: 0 })).toThrow(/partitions/);
+    // NaN slips past comparisons like `< 1`: each numeric option must refuse it.
+    expect(() => effectsConsumer({ name: 'ok', partitions: Number.NaN })).toThrow(/partitions/);
+    expect(() => effectsConsumer({ name: 'ok', batchSize: Number.NaN })).toThrow(/batchSize/);
+    expect(() =>
+      defineConsumer({ name: 'ok', on: [Ticked], timeoutMs: Number.NaN, handle: async () => {} }),
+    ).toThrow(/timeoutMs/);
+    expect(() => effectsConsumer({ name: 'ok', retry: { maxAttempts: Number.NaN } })).toThrow(/retry/);
+    expect(() => effectsConsumer({ name: 'ok', retry: { initialDelayMs: Number.NaN } })).toThrow(/retry/);
+    expect(() => effectsConsumer({ name: 'ok', retry: { jitter: Number.NaN } })).toThrow(/jitter/);
+  });
+
+  it('startPostbox refuses NaN options', async () => {
+    for (const option of [
+      'concurrency',
+      'pollIntervalMs',
+      'drainBudgetMs',
+      'handoffConcurrency',
+      'statementTimeoutMs',
+    ]) {
+      await expect(
+        startPostbox({ pool: t.pool, consumers: [], [option]: Number.NaN }),
+        option,
+      ).rejects.toThrow(new RegExp(option));
+    }
   });
 });

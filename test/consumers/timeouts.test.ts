@@ -1,8 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { defineConsumer } from '../../src/engine/consumers/consumer.ts';
 import { appendEvents } from '../../src/engine/outbox/append.ts';
+import { defineEvent } from '../../src/engine/outbox/event.ts';
 import { type Postbox, startPostbox } from '../../src/engine/postbox.ts';
 import { createEffectsTable, Ticked } from '../fixtures/effects.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
@@ -12,6 +15,12 @@ let t: TestDatabase;
 let postbox: Postbox;
 let hang: 'js' | 'sql' | 'none' = 'js';
 const attempts = new Map<string, number>();
+const briskCalls = new Map<string, number>();
+/** Called inside brisk's handler, before its write (a test's hook). */
+let onBrisk: (() => Promise<void>) | undefined;
+
+/** Delivered only to `brisk`, a consumer with a short handler timeout. */
+const Nudged = defineEvent({ type: 'Nudged', streamType: 'nudge', schema: z.object({}) });
 
 beforeAll(async () => {
   t = await createTestDatabase({ poolSize: 20 });
@@ -44,6 +53,18 @@ beforeAll(async () => {
                       values ('zombie', ${event.id}, ${event.streamId}, 0, 0)`.execute(trx);
           }
           if (event.payload.poison && hang === 'sql') await sql`select pg_sleep(30)`.execute(trx);
+        },
+      }),
+      defineConsumer({
+        name: 'brisk',
+        on: [Nudged],
+        partitions: 1,
+        timeoutMs: 1000,
+        async handle(event, trx) {
+          briskCalls.set(event.streamId, (briskCalls.get(event.streamId) ?? 0) + 1);
+          await onBrisk?.();
+          await sql`insert into test_effects (consumer, event_id, stream_id, stream_version, attempt)
+                    values ('brisk', ${event.id}, ${event.streamId}, ${event.streamVersion}, 1)`.execute(trx);
         },
       }),
     ],
@@ -110,4 +131,41 @@ describe('handler timeouts', () => {
       ]);
     });
   }
+});
+
+describe("the handler timeout is the handler's", () => {
+  it("the engine's own queries in a delivery transaction are not cut at the handler timeout", async () => {
+    const stream = randomUUID();
+    // While the handler runs, an operator's transaction takes brisk's checkpoint row and keeps it for 2.5 s,
+    // 2.5 times the handler timeout: the drain's checkpoint write waits for it. The handler itself is quick
+    // and succeeds. (The lock is taken only once the event was read: an open write transaction before the
+    // append would hold the event back from every reader.)
+    const operator = new pg.Client({ connectionString: t.url });
+    await operator.connect();
+    try {
+      let locked: Promise<void> | undefined;
+      onBrisk = () => {
+        onBrisk = undefined;
+        locked = (async () => {
+          await operator.query('begin');
+          await operator.query(
+            `select 1 from outbox.consumer_partitions where consumer = 'brisk' for update`,
+          );
+        })();
+        return locked;
+      };
+      await t.db.transaction().execute((trx) => appendEvents(trx, [Nudged.create(stream, {})]));
+      await waitFor('brisk called', async () => locked !== undefined);
+      await locked;
+      await new Promise((resolve) => setTimeout(resolve, 2500));
+      await operator.query('commit');
+    } finally {
+      await operator.end();
+    }
+    await waitFor('brisk delivered', async () => (await effects(stream)).length > 0);
+    // Time for a drain that failed its bookkeeping to run the handler again, if it would.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(await effects(stream)).toEqual([{ consumer: 'brisk', stream_version: 1 }]);
+    expect(briskCalls.get(stream)).toBe(1);
+  });
 });

@@ -74,6 +74,8 @@ describe('upgrading a database created by Postbox 0.1', () => {
     expect(applied).toEqual([
       'outbox/000004_append_function.sql',
       'outbox/000005_event_filter_indexes.sql',
+      'outbox/000006_consumer_definitions.sql',
+      'outbox/000007_relay_sleep_flag.sql',
       'outbox/000010_destinations.sql',
       'outbox/000011_broker_destinations.sql',
       'shop/000003_idempotency_per_caller.sql',

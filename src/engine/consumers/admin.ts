@@ -85,18 +85,40 @@ export interface ReplayOptions {
   readonly afterPosition?: string;
 }
 
+/** What {@link replayConsumer} did with the consumer's failures. */
+export interface ReplayResult {
+  /**
+   * Blocked streams whose failed event is at or before the replay point: kept as they were (retrying, or
+   * parked until a redrive). The replay does not reach them, so they still deliver the failed event and the
+   * events waiting behind it, in order.
+   */
+  readonly keptBlockedStreams: number;
+  /**
+   * Blocked streams whose failed event is after the replay point: released, because the replay delivers
+   * that event (from attempt 1) and everything after it in the stream again, in order.
+   */
+  readonly releasedBlockedStreams: number;
+  /**
+   * Open dead letters of the consumer, untouched: a replay never closes or deletes one. Those of events
+   * after the point stay open even if the replayed delivery succeeds; redrive or ignore them.
+   */
+  readonly openDeadLetters: number;
+}
+
 /**
  * Rewinds every partition of a consumer so the events after a position (or all events) are delivered
- * again, in order. Waits for in-flight batches (takes each partition's drain lock), clears the consumer's
- * retry state, and leaves dead letters as history. Handlers must tolerate seeing events again: that is
- * what a replay is.
+ * again, in order. Waits for in-flight batches (takes each partition's drain lock). Nothing that failed is
+ * dropped: a stream blocked at an event the replay does not reach stays blocked (its event and those
+ * behind it are still delivered); one blocked at an event the replay reaches is released (the replay
+ * delivers it again); dead letters stay open. The result says how many of each. Handlers must tolerate
+ * seeing events again: that is what a replay is.
  */
 export async function replayConsumer<DB>(
   db: Kysely<DB>,
   name: string,
   options: ReplayOptions = {},
-): Promise<void> {
-  await engineView(db)
+): Promise<ReplayResult> {
+  return engineView(db)
     .transaction()
     .execute(async (trx) => {
       const consumer = await trx
@@ -112,8 +134,24 @@ export async function replayConsumer<DB>(
       await sql`update outbox.consumer_partitions
               set checkpoint_xid = ${point.logXid}::xid8, checkpoint_position = ${point.position}, updated_at = now()
               where consumer = ${name}`.execute(trx);
-      await trx.deleteFrom('outbox.blocked_streams').where('consumer', '=', name).execute();
+      // Streams blocked at an event after the point: the replay reaches that event again, in stream order.
+      const { rows: released } = await sql<{ n: number }>`
+        with released as (
+          delete from outbox.blocked_streams b using outbox.events e
+          where b.consumer = ${name} and e.position = b.event_position
+            and (e.log_xid, e.position) > (${point.logXid}::xid8, ${point.position}::bigint)
+          returning 1)
+        select count(*)::int as n from released`.execute(trx);
+      const { rows: counts } = await sql<{ kept: number; dead: number }>`
+        select (select count(*) from outbox.blocked_streams where consumer = ${name})::int as kept,
+               (select count(*) from outbox.dead_letters
+                where consumer = ${name} and redriven_at is null)::int as dead`.execute(trx);
       await requestPoll(trx);
+      return {
+        keptBlockedStreams: counts[0]?.kept ?? 0,
+        releasedBlockedStreams: released[0]?.n ?? 0,
+        openDeadLetters: counts[0]?.dead ?? 0,
+      };
     });
 }
 

@@ -1,5 +1,6 @@
 import { type ControlledTransaction, sql } from 'kysely';
 import type { OutboxDatabase } from '../db/database.ts';
+import { DEFAULTS } from '../defaults.ts';
 import { comparePoints, type EventRow, type LogPoint } from '../outbox/read.ts';
 import { advanceBlockedStream, blockStream, releaseStream } from '../sql/blocked-streams.ts';
 import {
@@ -18,6 +19,14 @@ import { type Failure, RerunCarefully, recentFailures } from './failures.ts';
 import { invokeHandler } from './invoke-handler.ts';
 
 const streamKey = (streamType: string, streamId: string): string => `${streamType}\u0000${streamId}`;
+
+/**
+ * Handlers one careful (savepoint per handler) transaction runs at most. Each released savepoint of a
+ * writing handler keeps a subtransaction id; past 64 in one transaction Postgres's per-backend cache
+ * overflows and every snapshot in the cluster gets slower while it runs. The rest of the batch goes to the
+ * next transaction.
+ */
+const CAREFUL_HANDLERS_PER_TRANSACTION = 50;
 
 /** Longest error message and stack stored with a failure (the rest is cut). */
 const MAX_ERROR_CHARS = 4000;
@@ -44,10 +53,20 @@ export interface BatchContext {
  * events after the checkpoint; failures recorded as retries, blocked streams or dead letters; and the new
  * checkpoint. Per-stream order: a failed event blocks its stream (its later events are skipped by the scan
  * and caught up, in version order, when the retry succeeds); other streams keep flowing.
+ *
+ * Timeouts: handlers' statements run under the consumer's `timeoutMs`, the engine's own under
+ * `DrainOptions.statementTimeoutMs`. The transaction-local `statement_timeout` is switched only when the
+ * kind of statement changes: on the common path, once per batch (back to the engine's, before the
+ * checkpoint); `readPartitionState` set the handlers' one.
  */
 export class Batch {
   handled = 0;
   failed = 0;
+  /**
+   * The batch stopped before an event that only another live definition of the consumer handles (a
+   * rolling deploy): the partition is left for the code that has it.
+   */
+  handOver = false;
   readonly #context: BatchContext;
   readonly #blocked = new Map<string, BlockedRow>();
   #checkpoint: LogPoint;
@@ -57,11 +76,47 @@ export class Batch {
   #deferredUntil: Date | undefined;
   /** A consumer delivering outside ended this batch early (a recorded failure, or a deferral). */
   #stopped = false;
+  /** Whose `statement_timeout` is in force: the handlers' (set by readPartitionState) or the engine's. */
+  #timeoutOf: 'handler' | 'engine' = 'handler';
+  /**
+   * The database's clock minus this process's, ms. Retry times are stored and compared on the database's
+   * clock (the relay's poll and graphile-worker compare them with `now()`): a host with a drifting clock
+   * must not postpone or hurry them.
+   */
+  readonly clockOffsetMs: number;
+  /** The database's clock when the partition's state was read, ms since the epoch. */
+  readonly #readAt: number;
+  /** The event types of the consumer's live definitions (this code's and others'). */
+  readonly #liveTypes: readonly string[];
+  readonly #codeTypes: ReadonlySet<string>;
 
   constructor(context: BatchContext, state: PartitionState) {
     this.#context = context;
     for (const row of state.blocked) this.#blocked.set(streamKey(row.stream_type, row.stream_id), row);
     this.#checkpoint = { logXid: state.checkpoint_xid, position: state.checkpoint_position };
+    this.#liveTypes = state.event_types;
+    this.#readAt = new Date(state.db_now).getTime();
+    // Approximate (the read's latency makes it err low): used only for the run times of re-queued jobs.
+    this.clockOffsetMs = this.#readAt - Date.now();
+    this.#codeTypes = new Set(context.consumer.eventTypes);
+  }
+
+  /** A careful transaction ran its share of handlers (see CAREFUL_HANDLERS_PER_TRANSACTION). */
+  #carefulBudgetSpent(): boolean {
+    return this.#context.careful && this.#savepointCounter >= CAREFUL_HANDLERS_PER_TRANSACTION;
+  }
+
+  /** The database's clock now, ms since the epoch (see {@link clockOffsetMs}). */
+  #databaseNow(): number {
+    return Date.now() + this.clockOffsetMs;
+  }
+
+  /** An event the running code's definition does not handle (another live definition does). */
+  #foreign(row: EventRow): boolean {
+    const { streamTypes } = this.#context.consumer;
+    return (
+      !this.#codeTypes.has(row.type) || (streamTypes !== undefined && !streamTypes.includes(row.stream_type))
+    );
   }
 
   /** The batch ended early: nothing more runs in this transaction (see `deliversOutside`). */
@@ -96,13 +151,16 @@ export class Batch {
   /** Dead letters an operator asked to redrive, in stream order. Streams parked by `block` go through retries instead. */
   async redrive(): Promise<boolean> {
     const { trx, consumer, partition } = this.#context;
-    const rows = await readRedrives(trx, consumer.name, partition, consumer.batchSize);
+    await this.#engineStatements();
+    const rows = await readRedrives(trx, consumer.name, partition, consumer.batchSize, consumer.eventTypes);
     for (const row of rows) {
+      if (this.#carefulBudgetSpent()) return true;
       const failure = await this.#deliver(row, row.dead_attempts + 1);
       if (failure?.deferUntil) {
         this.#defer(failure.deferUntil);
         return false;
       }
+      await this.#engineStatements();
       if (failure) {
         await failRedrive(trx, row.dead_letter_id, errorText(failure), errorStack(failure));
         this.#stopAfterFailure();
@@ -119,37 +177,59 @@ export class Batch {
   /** Streams whose retry is due: the failed event, then the stream's later events up to the checkpoint. */
   async retryDueStreams(): Promise<boolean> {
     const { trx, consumer } = this.#context;
-    const now = Date.now();
+    const now = this.#readAt; // the database's clock, as the retry times are
     let more = false;
     const due = [...this.#blocked.values()].filter(
       (row) => row.next_attempt_at !== null && Date.parse(row.next_attempt_at) <= now,
     );
     for (const block of due) {
       if (this.#stopped) return true;
+      if (this.#carefulBudgetSpent()) return true;
+      await this.#engineStatements();
       const rows = await readStreamBacklog(trx, {
         streamType: block.stream_type,
         streamId: block.stream_id,
         fromVersion: block.stream_version,
         checkpoint: this.#checkpoint,
-        eventTypes: consumer.eventTypes,
+        eventTypes: this.#liveTypes,
         limit: consumer.batchSize,
       });
       let stoppedAt: EventRow | undefined;
       let delivered: EventRow | undefined;
       for (const row of rows) {
         const isHead = row.position === block.event_position;
+        const spent = this.#carefulBudgetSpent();
+        if (spent || this.#foreign(row)) {
+          // Another definition's event (the stream waits for that code), or this careful transaction has
+          // run its share of handlers (the next one continues): the stream stays blocked, from this event.
+          if (spent) more = true;
+          else this.handOver = true;
+          stoppedAt = row;
+          if (!isHead) {
+            await this.#engineStatements();
+            await advanceBlockedStream(trx, {
+              consumer: consumer.name,
+              streamType: block.stream_type,
+              streamId: block.stream_id,
+              lastVersion: row.stream_version - 1,
+              eventTypes: this.#liveTypes,
+            });
+          }
+          break;
+        }
         const attempt = isHead ? block.attempts + 1 : 1;
         const failure = await this.#deliver(row, attempt);
         if (failure?.deferUntil) {
           this.#defer(failure.deferUntil);
           // The head waits as it was (no attempt used); past it, the stream stays blocked from here, due.
           if (delivered) {
+            await this.#engineStatements();
             await advanceBlockedStream(trx, {
               consumer: consumer.name,
               streamType: block.stream_type,
               streamId: block.stream_id,
               lastVersion: delivered.stream_version,
-              eventTypes: consumer.eventTypes,
+              eventTypes: this.#liveTypes,
             });
           }
           return false;
@@ -168,11 +248,13 @@ export class Batch {
           }
         } else if (isHead) {
           // An operator's redrive of a stream parked by `block` succeeds here: close its dead letter.
+          await this.#engineStatements();
           await closeDeadLetterOfEvent(trx, consumer.name, row.position);
         }
         delivered = row;
       }
       if (stoppedAt) continue; // still blocked, at stoppedAt (#recordFailure updated the row)
+      await this.#engineStatements();
       const last = rows.at(-1);
       if (rows.length === consumer.batchSize && last) {
         // Not caught up yet: keep the stream blocked, due now, from the next version.
@@ -181,7 +263,7 @@ export class Batch {
           streamType: block.stream_type,
           streamId: block.stream_id,
           lastVersion: last.stream_version,
-          eventTypes: consumer.eventTypes,
+          eventTypes: this.#liveTypes,
         });
         more = true;
       } else {
@@ -194,14 +276,25 @@ export class Batch {
   }
 
   /** New events after the checkpoint (read gap-safely with the state), skipping streams that are blocked. */
-  async deliverNew(rows: readonly EventRow[], head: LogPoint | null): Promise<boolean> {
+  async deliverNew(rows: readonly EventRow[], limited: boolean, head: LogPoint | null): Promise<boolean> {
     // The last event settled here (delivered, failed and recorded, or skipped behind its stream's failure).
     let last: EventRow | undefined;
+    let budgetSpent = false;
     for (const row of rows) {
       if (this.#stopped) break;
       if (this.#blocked.has(streamKey(row.stream_type, row.stream_id))) {
         last = row;
         continue; // waits behind its stream's failure
+      }
+      if (this.#foreign(row)) {
+        // Only another live definition of the consumer handles it (old and new code overlap in a rolling
+        // deploy): stop before it, so that the checkpoint never passes it, and hand the partition over.
+        this.handOver = true;
+        break;
+      }
+      if (this.#carefulBudgetSpent()) {
+        budgetSpent = true; // the next transaction continues from here
+        break;
       }
       const failure = await this.#deliver(row, 1);
       if (failure?.deferUntil) {
@@ -214,22 +307,30 @@ export class Batch {
       }
       last = row;
     }
+    if (this.handOver || budgetSpent) {
+      if (last) {
+        this.#checkpoint = { logXid: last.log_xid, position: last.position };
+        this.#checkpointMoved = true;
+      }
+      return budgetSpent;
+    }
     if (last) {
       this.#checkpoint = { logXid: last.log_xid, position: last.position };
       this.#checkpointMoved = true;
     }
     if (this.#stopped) return this.#deferredUntil === undefined;
-    const full = rows.length === this.#context.consumer.batchSize;
-    if (!full && head && comparePoints(head, this.#checkpoint) > 0) {
+    // Cut short by a limit (count or bytes): more may follow, and the checkpoint must not jump to the head.
+    if (!limited && head && comparePoints(head, this.#checkpoint) > 0) {
       this.#checkpoint = head;
       this.#checkpointMoved = true;
     }
-    return full;
+    return limited;
   }
 
   async saveCheckpoint(): Promise<void> {
     if (!this.#checkpointMoved && this.handled === 0) return;
     const { trx, consumer, partition } = this.#context;
+    await this.#engineStatements();
     await saveCheckpoint(trx, {
       consumer: consumer.name,
       partition,
@@ -253,6 +354,10 @@ export class Batch {
   /**
    * Calls the handler. Returns the failure, or undefined on success. In fast mode a failure aborts the
    * batch (rerun carefully); in careful mode the handler's writes are undone by its savepoint.
+   *
+   * In careful mode a handler that returned is also checked for what would only fail later, outside it: a
+   * transaction it left aborted (it caught a database error and carried on) and deferred constraints its
+   * writes break (they would fail at COMMIT). Both count as its failure.
    */
   async #deliver(row: EventRow, attempt: number): Promise<Failure | undefined> {
     const { trx, consumer, careful, knownFailures, options } = this.#context;
@@ -264,6 +369,7 @@ export class Batch {
       knownFailures.set(row.id, known);
       return known;
     }
+    await this.#handlerStatements();
     const started = performance.now();
     // A handler that delivers outside writes nothing in the transaction: no savepoint to undo it with.
     const savepoint = careful && !consumer.deliversOutside ? `d${++this.#savepointCounter}` : undefined;
@@ -281,12 +387,24 @@ export class Batch {
       if (savepoint) await sql.raw(`rollback to savepoint ${savepoint}`).execute(trx);
       return failure;
     }
+    if (!failure && savepoint) {
+      const late = await this.#settle(savepoint);
+      if (late) {
+        knownFailures.set(row.id, late);
+        return late;
+      }
+    }
     if (!failure) {
-      if (savepoint) await sql.raw(`release savepoint ${savepoint}`).execute(trx);
       this.handled++;
       this.#report(row, true, durationMs, false);
       return undefined;
     }
+    // The connection was lost (failover, restart, terminated backend): not the event's failure, so not an
+    // attempt. The drain fails and is run again; the handler is called again as the same attempt.
+    if (isConnectionError(failure.error)) throw failure.error;
+    // The transaction was already aborted when this handler started: an earlier handler of the fast batch
+    // swallowed a database error. Not this event's failure; the careful rerun finds the culprit.
+    if (!careful && isAbortedTransaction(failure.error)) throw new RerunCarefully(false);
     knownFailures.set(row.id, failure);
     recentFailures.remember(consumer.name, row.id, failure);
     if (!careful || failure.poisonsTransaction) throw new RerunCarefully(failure.poisonsTransaction);
@@ -313,6 +431,7 @@ export class Batch {
     const policy = consumer.retry;
     const exhausted = failure.permanent || attempt >= policy.maxAttempts;
     const message = errorText(failure);
+    await this.#engineStatements();
     options.logger.warn(
       {
         consumer: consumer.name,
@@ -340,17 +459,15 @@ export class Batch {
     } else {
       this.#report(row, false, 0, false);
     }
-    const delayMs = Math.max(
-      retryDelayMs(policy, attempt),
-      Math.min(failure.retryAfterMs ?? 0, MAX_RETRY_AFTER_MS),
-    );
-    const nextAttemptAt = exhausted ? null : new Date(Date.now() + delayMs);
-    await blockStream(trx, {
+    const delayMs = exhausted
+      ? null
+      : Math.max(retryDelayMs(policy, attempt), Math.min(failure.retryAfterMs ?? 0, MAX_RETRY_AFTER_MS));
+    const nextAttemptAt = await blockStream(trx, {
       consumer: consumer.name,
       partition,
       event: row,
       attempts: attempt,
-      nextAttemptAt,
+      retryDelayMs: delayMs,
       error: message,
       firstFailedAt,
     });
@@ -361,9 +478,57 @@ export class Batch {
       stream_version: row.stream_version,
       attempts: attempt,
       next_attempt_at: nextAttemptAt?.toISOString() ?? null,
-      first_failed_at: firstFailedAt ?? new Date().toISOString(),
+      first_failed_at: firstFailedAt ?? new Date(this.#databaseNow()).toISOString(),
     });
     return true;
+  }
+
+  /**
+   * After a handler returned in careful mode: checks the deferred constraints so far (in a savepoint that
+   * restores their deferred mode) and releases the handler's savepoint, in one round trip. On failure the
+   * handler's savepoint is rolled back and the failure returned.
+   */
+  async #settle(savepoint: string): Promise<Failure | undefined> {
+    const { trx, consumer } = this.#context;
+    try {
+      await sql
+        .raw(
+          'savepoint settle; set constraints all immediate; rollback to savepoint settle; ' +
+            `release savepoint ${savepoint}`,
+        )
+        .execute(trx);
+      return undefined;
+    } catch (error) {
+      if (!hasSqlState(error) || isConnectionError(error)) throw error;
+      await sql.raw(`rollback to savepoint ${savepoint}`).execute(trx);
+      const cause = error as Error;
+      return {
+        error: new Error(
+          isAbortedTransaction(cause)
+            ? `${consumer.name} returned, but its transaction was aborted by a database error it caught ` +
+                '(rethrow it, or use a savepoint around the statement it expects to fail)'
+            : `${consumer.name} returned, but its writes fail at commit: ${cause.message}`,
+          { cause },
+        ),
+        poisonsTransaction: false,
+        permanent: false,
+      };
+    }
+  }
+
+  /** Puts the engine's `statement_timeout` in force (before its own statements). */
+  async #engineStatements(): Promise<void> {
+    if (this.#timeoutOf === 'engine') return;
+    const ms = this.#context.options.statementTimeoutMs ?? DEFAULTS.statementTimeoutMs;
+    await setStatementTimeout(this.#context.trx, ms);
+    this.#timeoutOf = 'engine';
+  }
+
+  /** Puts the consumer's handler timeout in force as `statement_timeout` (before a handler runs). */
+  async #handlerStatements(): Promise<void> {
+    if (this.#timeoutOf === 'handler') return;
+    await setStatementTimeout(this.#context.trx, this.#context.consumer.timeoutMs);
+    this.#timeoutOf = 'handler';
   }
 
   /** Collects an outcome; the caller reports them once the transaction committed. */
@@ -379,9 +544,48 @@ export class Batch {
 }
 
 function errorText(failure: Failure): string {
-  return failure.error.message.slice(0, MAX_ERROR_CHARS);
+  return storable(failure.error.message.slice(0, MAX_ERROR_CHARS));
 }
 
 function errorStack(failure: Failure): string | null {
-  return failure.error.stack?.slice(0, MAX_STACK_CHARS) ?? null;
+  const stack = failure.error.stack;
+  return stack === undefined ? null : storable(stack.slice(0, MAX_STACK_CHARS));
+}
+
+/** Postgres text cannot hold NUL: it becomes U+FFFD (a dead letter must never fail to be written). */
+function storable(text: string): string {
+  return text.replaceAll('\u0000', '\uFFFD');
+}
+
+/** SQLSTATE 25P02: the transaction was aborted by an earlier error and ignores every statement. */
+export function isAbortedTransaction(error: unknown): boolean {
+  return (error as { code?: unknown }).code === '25P02';
+}
+
+/** A database error (it carries a SQLSTATE), as opposed to one of the driver or the network. */
+export function hasSqlState(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code);
+}
+
+/**
+ * The connection is gone or going: SQLSTATE class 08, the server ending the session (57P01–57P03), a
+ * socket error, or the driver's own report of a lost connection.
+ */
+export function isConnectionError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string') {
+    return (
+      code.startsWith('08') ||
+      /^57P0[1-3]$/.test(code) ||
+      /^(ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT)$/.test(code)
+    );
+  }
+  const message = error instanceof Error ? error.message : '';
+  return /Connection terminated|connection error|Connection is closed/i.test(message);
+}
+
+/** Sets the transaction's `statement_timeout` for the statements that follow. */
+async function setStatementTimeout(trx: BatchContext['trx'], ms: number): Promise<void> {
+  await sql`select set_config('statement_timeout', ${String(Math.trunc(ms))}, true)`.execute(trx);
 }

@@ -70,6 +70,12 @@ export interface ConsumerOptions<D extends EventDefinition, DB = OutboxDatabase>
   readonly startFrom?: 'beginning' | 'now';
   /** Events handled per delivery transaction. Default `100`. */
   readonly batchSize?: number;
+  /**
+   * Also caps a delivery transaction's events by their stored size (payload and metadata as Postgres
+   * stores them, possibly compressed), bytes; a single larger event still goes alone. Keeps a batch of big
+   * events within what Postgres and V8 can build and parse. Default `16777216` (16 MiB).
+   */
+  readonly batchBytes?: number;
   /** A handler call taking longer fails (and is retried). Default `30000` ms. */
   readonly timeoutMs?: number;
   /**
@@ -91,6 +97,7 @@ export interface ConsumerDefinition {
   readonly onExhausted: 'dead_letter' | 'block';
   readonly startFrom: 'beginning' | 'now';
   readonly batchSize: number;
+  readonly batchBytes: number;
   readonly timeoutMs: number;
   /**
    * The handler acts outside the database (a destination's HTTP request): each event runs behind its own
@@ -138,6 +145,13 @@ export function defineConsumer<D extends EventDefinition, DB = OutboxDatabase>(
   if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 5000) {
     throw new ValidationError(`Consumer ${options.name}: batchSize must be an integer 1..5000`, 'batchSize');
   }
+  const batchBytes = options.batchBytes ?? defaults.batchBytes;
+  if (!Number.isInteger(batchBytes) || batchBytes < 1) {
+    throw new ValidationError(
+      `Consumer ${options.name}: batchBytes must be a positive integer`,
+      'batchBytes',
+    );
+  }
   const timeoutMs = options.timeoutMs ?? defaults.timeoutMs;
   if (!Number.isFinite(timeoutMs) || timeoutMs < 10) {
     throw new ValidationError(`Consumer ${options.name}: timeoutMs must be a number of ms ≥ 10`, 'timeoutMs');
@@ -154,6 +168,7 @@ export function defineConsumer<D extends EventDefinition, DB = OutboxDatabase>(
     onExhausted: options.onExhausted ?? defaults.onExhausted,
     startFrom: options.startFrom ?? defaults.startFrom,
     batchSize,
+    batchBytes,
     timeoutMs,
     handle: options.handle as ConsumerDefinition['handle'],
   });

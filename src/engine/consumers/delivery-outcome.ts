@@ -6,6 +6,16 @@ export interface DrainOptions {
   readonly logger: Logger;
   /** Upcasts and validates payloads before handlers see them. */
   readonly registry: EventRegistry;
+  /**
+   * `statement_timeout` of the engine's own statements in the delivery transaction, ms; the handlers'
+   * statements get the consumer's `timeoutMs` instead. Default `60000` (`DEFAULTS.statementTimeoutMs`).
+   */
+  readonly statementTimeoutMs?: number;
+  /**
+   * A delivery transaction left idle this long loses its session (and its partition): the process froze or
+   * lost its host. At least the consumer's `timeoutMs` + 1 s. Default `60000` (`DEFAULTS.sessionTimeoutMs`).
+   */
+  readonly sessionTimeoutMs?: number;
   /** Reports each delivery (for metrics) once its transaction committed; never throws into the drain. */
   readonly onDelivery?: (outcome: DeliveryOutcome) => void;
 }

@@ -17,20 +17,33 @@ export interface DrainRunnerOptions {
   readonly addJobs: AddJobsFunction;
   /** Time one queued drain job may keep its worker slot before it re-enqueues itself, ms. */
   readonly jobBudgetMs: number;
-  /** Partitions this process drains at once on the relay's direct hand-off (besides queued jobs). */
+  /** Partitions this process drains at once on the relay's direct hand-off (within `maxDrains`). */
   readonly localConcurrency: number;
+  /**
+   * Drains (delivery transactions, each holding a connection) this process runs at once, queued and
+   * handed-off together: the application sizes its pool for this.
+   */
+  readonly maxDrains: number;
+  /** `statement_timeout` of the engine's own statements in delivery transactions, ms. */
+  readonly statementTimeoutMs: number;
+  /** A delivery transaction idle this long (the process froze) loses its session, ms. */
+  readonly sessionTimeoutMs: number;
 }
 
 /** How a drain loop ended. */
 type LoopEnd = 'done' | 'requeued';
+
+/** Delay of the queued drain that hands a partition over to another definition's code, ms. */
+const HAND_OVER_DELAY_MS = 250;
 
 const key = (target: DrainTarget): string => `${target.consumer}\u0000${target.partition}`;
 
 /**
  * Runs partition drains in this process, from two sources:
  *
- * - **Queued jobs** (graphile-worker's `postbox_drain` task): polls, retries, redrives, overflow, and
- *   news for partitions of consumers other processes run. Budgeted: after `jobBudgetMs` a job re-enqueues
+ * - **Queued jobs** (graphile-worker's `postbox_drain:<consumer>` tasks, registered for this process's
+ *   consumers only): polls, retries, redrives, overflow, and news scheduled by a relay leading in another
+ *   process. Budgeted: after `jobBudgetMs` a job re-enqueues
  *   itself so a backlog on one partition cannot hold a worker slot against the others.
  * - **Direct hand-off from the relay** ({@link offer}), when the relay leads in this process: the relay
  *   passes the partitions of a scan here instead of enqueueing jobs, while this process has free slots.
@@ -47,6 +60,11 @@ export class DrainRunner {
   readonly #local = new Map<string, { again: boolean }>();
   readonly #loops = new Set<Promise<void>>();
   #stopping = false;
+  /** The database's clock minus this process's, ms, from the last drain: job run times are the database's. */
+  #clockOffsetMs = 0;
+  /** Drains running now (queued and handed-off), and queued ones waiting for a slot. */
+  #running = 0;
+  readonly #waiting: Array<() => void> = [];
 
   constructor(options: DrainRunnerOptions) {
     this.#options = options;
@@ -71,7 +89,11 @@ export class DrainRunner {
       const running = this.#local.get(key(target));
       if (running) {
         running.again = true;
-      } else if (this.#local.size < this.#options.localConcurrency) {
+      } else if (
+        this.#local.size < this.#options.localConcurrency &&
+        this.#running < this.#options.maxDrains
+      ) {
+        this.#running++; // released when the local loop ends
         this.#startLocal(target);
       } else {
         rest.push(target);
@@ -80,7 +102,7 @@ export class DrainRunner {
     return rest;
   }
 
-  /** The body of the `postbox_drain` graphile-worker task. */
+  /** The body of the `postbox_drain:<consumer>` graphile-worker tasks. */
   async runJob(target: DrainTarget, addJobs: AddJobsFunction): Promise<void> {
     if (!this.#options.consumers.has(target.consumer)) return; // another deployment's consumer
     const running = this.#local.get(key(target));
@@ -90,13 +112,40 @@ export class DrainRunner {
       running.again = true;
       return;
     }
-    await this.#drainLoop(target, addJobs, Date.now() + this.#options.jobBudgetMs);
+    // A queued drain waits for a slot (holding only its graphile-worker slot, not a connection): queued and
+    // handed-off drains together never exceed maxDrains.
+    await this.#acquire();
+    try {
+      await this.#drainLoop(target, addJobs, Date.now() + this.#options.jobBudgetMs);
+    } finally {
+      this.#release();
+    }
+  }
+
+  #acquire(): Promise<void> {
+    if (this.#running < this.#options.maxDrains) {
+      this.#running++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.#waiting.push(resolve));
+  }
+
+  /** Frees a slot: hands it straight to a waiting queued drain, if any. */
+  #release(): void {
+    const next = this.#waiting.shift();
+    if (next) next();
+    else this.#running--;
   }
 
   /** Stops taking hand-offs and waits for the local drains to commit their current batch. */
   async stop(): Promise<void> {
     this.#stopping = true;
     while (this.#loops.size > 0) await Promise.allSettled([...this.#loops]);
+  }
+
+  /** `delayMs` from now, on the database's clock (what graphile-worker compares a job's run time with). */
+  #databaseTime(delayMs: number): Date {
+    return new Date(Date.now() + this.#clockOffsetMs + delayMs);
   }
 
   #startLocal(target: DrainTarget): void {
@@ -113,11 +162,12 @@ export class DrainRunner {
         // The events stay after the checkpoint; a queued drain (or the next poll, if even that fails)
         // delivers them.
         this.#options.logger.warn({ err: error, ...target }, 'drain failed; re-queued');
-        await scheduleDrains(this.#options.addJobs, [target], new Date(Date.now() + 1000)).catch(
+        await scheduleDrains(this.#options.addJobs, [target], this.#databaseTime(1000)).catch(
           () => undefined,
         );
       } finally {
         this.#local.delete(key(target));
+        this.#release();
       }
     })();
     this.#loops.add(loop);
@@ -139,9 +189,18 @@ export class DrainRunner {
       const result = await drainPartition(this.#options.db, consumer, target.partition, {
         logger: this.#options.logger,
         registry: this.#options.registry,
+        statementTimeoutMs: this.#options.statementTimeoutMs,
+        sessionTimeoutMs: this.#options.sessionTimeoutMs,
         ...(this.#options.onDelivery ? { onDelivery: this.#options.onDelivery } : {}),
       });
+      if (result.clockOffsetMs !== undefined) this.#clockOffsetMs = result.clockOffsetMs;
       if (result.nextRetryAt) await scheduleRetry(addJobs, target, result.nextRetryAt);
+      if (result.handOver) {
+        // Events only another definition of the consumer handles: a queued drain, a little later, which
+        // any process running the consumer may take (the one with that definition delivers them).
+        await scheduleDrains(addJobs, [target], this.#databaseTime(HAND_OVER_DELAY_MS));
+        return 'requeued';
+      }
       if (result.status === 'busy') {
         // Another drainer holds the partition. It may be finishing just as news arrived: look again,
         // due at once (the next drain waits up to LOCK_WAIT on the lock, which paces it). Not a few ms

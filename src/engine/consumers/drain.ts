@@ -1,8 +1,9 @@
 import { sql } from 'kysely';
 import type { EngineDb } from '../db/database.ts';
+import { DEFAULTS } from '../defaults.ts';
 import { LOCK_NOT_AVAILABLE, lockPartitionStatement } from '../sql/lock-partition.ts';
 import { readPartitionState } from '../sql/read-partition-state.ts';
-import { Batch, type BatchContext } from './batch.ts';
+import { Batch, type BatchContext, hasSqlState, isConnectionError } from './batch.ts';
 import type { ConsumerDefinition } from './consumer.ts';
 import type { DeliveryOutcome, DrainOptions } from './delivery-outcome.ts';
 import { type Failure, RerunCarefully } from './failures.ts';
@@ -20,8 +21,15 @@ export interface DrainResult {
   readonly handled: number;
   /** Failures recorded in this transaction (retries scheduled or dead letters). */
   readonly failed: number;
-  /** Earliest scheduled retry in this partition, if any. */
+  /** Earliest scheduled retry in this partition, if any, on the database's clock. */
   readonly nextRetryAt: Date | undefined;
+  /** The database's clock minus this process's, ms, as this drain saw it. */
+  readonly clockOffsetMs?: number;
+  /**
+   * The drain stopped before an event only another live definition of the consumer handles (old and new
+   * code overlapping in a rolling deploy): the partition should be drained again by a process running it.
+   */
+  readonly handOver?: boolean;
 }
 
 /**
@@ -69,7 +77,12 @@ export async function drainPartition(
             lockPartitionStatement({
               consumer: consumer.name,
               partition,
-              statementTimeoutMs: consumer.timeoutMs,
+              statementTimeoutMs: options.statementTimeoutMs ?? DEFAULTS.statementTimeoutMs,
+              // A handler may be idle in the transaction (calling another system) up to its timeout.
+              idleTimeoutMs: Math.max(
+                options.sessionTimeoutMs ?? DEFAULTS.sessionTimeoutMs,
+                consumer.timeoutMs + 1000,
+              ),
               lockWait,
             }),
           )
@@ -107,6 +120,17 @@ export async function drainPartition(
           }
           return result;
         } catch (error) {
+          // A database error outside the handlers on the fast path — the engine's statement after a handler
+          // that left the transaction aborted, or COMMIT failing a deferred constraint — belongs to one of
+          // the batch's handlers: a careful rerun (in a new transaction) finds which, and records it.
+          if (
+            !careful &&
+            !(error instanceof RerunCarefully) &&
+            hasSqlState(error) &&
+            !isConnectionError(error)
+          ) {
+            throw new RerunCarefully(true);
+          }
           if (!(error instanceof RerunCarefully) || error.abandonTransaction) throw error;
           careful = true;
           rerun = true;
@@ -137,12 +161,13 @@ async function runBatch(context: BatchContext): Promise<DrainResult> {
     failed: 0,
     nextRetryAt: undefined,
   });
-  const state = await readPartitionState(
-    context.trx,
-    context.consumer.name,
-    context.partition,
-    context.consumer.batchSize,
-  );
+  const state = await readPartitionState(context.trx, {
+    consumer: context.consumer.name,
+    partition: context.partition,
+    batchSize: context.consumer.batchSize,
+    batchBytes: context.consumer.batchBytes,
+    handlerTimeoutMs: context.consumer.timeoutMs,
+  });
   if (!state) return idle('unknown');
   if (state.status === 'paused') return idle('paused');
 
@@ -151,8 +176,11 @@ async function runBatch(context: BatchContext): Promise<DrainResult> {
   if (state.has_redrives) more = (await batch.redrive()) || more;
   if (!batch.stopped) more = (await batch.retryDueStreams()) || more;
   if (!batch.stopped) {
-    const fresh = (state.batch ?? []).map((row) => ({ ...row, occurred_at: new Date(row.occurred_at) }));
-    more = (await batch.deliverNew(fresh, state.head)) || more;
+    const fresh = (state.batch?.rows ?? []).map((row) => ({
+      ...row,
+      occurred_at: new Date(row.occurred_at),
+    }));
+    more = (await batch.deliverNew(fresh, state.batch?.limited ?? false, state.head)) || more;
   }
   // Ended early after a failure: go on in a new transaction; deferred: not before the deferral ends.
   if (batch.stopped) more = batch.deferredUntil === undefined;
@@ -162,5 +190,7 @@ async function runBatch(context: BatchContext): Promise<DrainResult> {
     handled: batch.handled,
     failed: batch.failed,
     nextRetryAt: batch.nextRetryAt(),
+    handOver: batch.handOver,
+    clockOffsetMs: batch.clockOffsetMs,
   };
 }

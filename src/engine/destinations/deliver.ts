@@ -175,6 +175,7 @@ export function destinationConsumer(
     onExhausted: destination.onExhausted,
     startFrom: 'now',
     batchSize: DEFAULTS.destination.batchSize,
+    batchBytes: DEFAULTS.consumer.batchBytes,
     // The request's own timeout always comes first; past this the engine abandons the transaction.
     timeoutMs: timeoutMs + 5000,
     deliversOutside: true,

@@ -3,6 +3,7 @@ import type { AddJobsFunction } from 'graphile-worker';
 import type pg from 'pg';
 import type { Logger } from '../logger.ts';
 import type { LogPoint } from '../outbox/read.ts';
+import { type DefinitionTypes, storeLiveDefinitions, touchDefinitions } from '../sql/consumer-definitions.ts';
 import { pollPartitions } from '../sql/poll-partitions.ts';
 import { markRelayAsleep, readSnapshotXmax } from '../sql/relay-state.ts';
 import { readLogHeadOn, SCAN_LIMIT, scanLog } from '../sql/scan-log.ts';
@@ -13,13 +14,23 @@ import { type DrainTarget, scheduleDrains } from './schedule.ts';
 /** Pause between scans while awake and caught up (see work()). */
 const AWAKE_SCAN_INTERVAL_MS = 2;
 
+/**
+ * Looks while asleep at events that may arrive without a NOTIFY (transactions older than the sleep mark) or
+ * that wait behind an older running transaction: first after 2 ms, doubling up to 50 ms — a short drain
+ * transaction is seen at once, a long transaction costs 20 scans a second instead of 500.
+ */
+const HORIZON_LOOK_FIRST_MS = 2;
+const HORIZON_LOOK_MAX_MS = 50;
+
 /** Options of {@link Relay}. */
 export interface RelayOptions {
   /** The process's wake-up connection; the relay also holds its leader lock and runs its scans on it. */
   readonly notifier: Notifier;
-  /** Consumers this process knows (read at every scan: destinations come and go at runtime); only they are scheduled. */
-  readonly consumers: () => readonly string[];
   readonly addJobs: AddJobsFunction;
+  /** The consumer definitions this process runs: refreshed every poll interval, leader or not. */
+  readonly definitions: readonly DefinitionTypes[];
+  /** A definition not refreshed for this long is retired (the leader drops its types at its poll), ms. */
+  readonly definitionLeaseMs: number;
   /**
    * Direct hand-off of a scan's partitions to drains in this process; returns those it did not take, which
    * are enqueued. Omitted: every partition is enqueued.
@@ -38,9 +49,11 @@ export interface RelayOptions {
  * One relay per database leads ({@link tryLead}); the others stand by and take over when the leader's
  * connection dies. The leader keeps a cursor in log order and, for each batch of newly readable events,
  * hands the (consumer, partition) pairs concerned to this process's drains or enqueues drain jobs — one
- * `add_jobs` call per batch.
+ * `add_jobs` call per batch. It schedules every active consumer registered in the database, not only
+ * those of its own process: another deployment's consumers get their jobs whichever process leads (each
+ * consumer's jobs go to its own graphile-worker task, which only processes running it fetch).
  *
- * Wake-ups: while it has nothing to do, the leader marks itself asleep in `outbox.relay_state` and waits
+ * Wake-ups: while it has nothing to do, the leader marks itself asleep (`outbox.relay_sleeping`) and waits
  * for a NOTIFY; writers send one only then (see migration 000001). NOTIFY is only a hint: every
  * `pollIntervalMs` the leader also looks for every partition that has readable events past its
  * checkpoint, a retry due or a redrive requested, so a lost notification or a crashed drain delays
@@ -55,8 +68,16 @@ export class Relay {
   private pollRequested = true;
   private cursor: LogPoint | undefined;
   private lastPollAt = 0;
-  /** What we last wrote to `outbox.relay_state.sleeping` (skips redundant writes). */
+  private lastTouchAt = 0;
+  /** What we last wrote to `outbox.relay_sleeping` (skips redundant writes). */
   private asleep = false;
+  /**
+   * Set when the relay marked itself asleep: transactions below this xid may have read "awake" and will not
+   * NOTIFY, so the relay keeps looking until the readable horizon passes it.
+   */
+  private sleepHorizon: string | undefined;
+  /** The current pause between those looks (backs off while an old transaction stays open). */
+  private horizonLookMs = HORIZON_LOOK_FIRST_MS;
   private readonly options: RelayOptions;
   private readonly unsubscribe: Array<() => void> = [];
 
@@ -110,6 +131,10 @@ export class Relay {
     while (!this.stopped) {
       try {
         const client = await this.options.notifier.connect();
+        if (Date.now() - this.lastTouchAt >= this.options.pollIntervalMs) {
+          this.lastTouchAt = Date.now();
+          await touchDefinitions((text, values) => client.query(text, values), this.options.definitions);
+        }
         if (!this.leader) {
           await this.lead(client);
           if (!this.leader) {
@@ -135,6 +160,7 @@ export class Relay {
     }
     const first = await this.scan(client);
     if (first.count > 0) {
+      this.sleepHorizon = undefined;
       // Awake under load writers send no NOTIFY, so the relay paces itself: a partial batch means it is
       // caught up; waiting 2 ms lets events accumulate into the next scan instead of spinning a core on
       // back-to-back scans (an unpaced relay halved append throughput on 2 cores).
@@ -142,26 +168,27 @@ export class Relay {
       return;
     }
     const untilPoll = () => this.options.pollIntervalMs - (Date.now() - this.lastPollAt);
-    if (this.asleep) {
-      // Already marked asleep (woken by a NOTIFY whose events are not readable yet, or by a poll request).
-      // Committed events held behind an older running transaction get a short look until readable.
-      if (first.unreadable) await this.waitForWake(10);
-      else if (untilPoll() > 0) await this.waitForWake(untilPoll());
+    if (!this.asleep) {
+      // Mark asleep, then look once more (the next call): a writer that read "awake" just before did not
+      // NOTIFY.
+      await markRelayAsleep(client);
+      this.asleep = true;
+      this.sleepHorizon = await readSnapshotXmax(client);
+      this.horizonLookMs = HORIZON_LOOK_FIRST_MS;
       return;
     }
-    // Mark asleep, then look once more: a writer that read "awake" just before did not NOTIFY.
-    await markRelayAsleep(client);
-    this.asleep = true;
-    const horizon = await readSnapshotXmax(client);
-    for (;;) {
-      const again = await this.scan(client);
-      if (this.stopped || again.count > 0) return;
-      // Transactions that started before we were marked asleep may commit events without a NOTIFY: keep
-      // looking every 2 ms until all of them have ended (one cheap query each; usually a few ms — a drain
-      // transaction finishing). Later writers see "asleep" and notify.
-      if (BigInt(again.xmin) >= BigInt(horizon) && !again.unreadable) break;
-      if (await this.waitForWake(2)) return;
+    if (this.sleepHorizon !== undefined && BigInt(first.xmin) >= BigInt(this.sleepHorizon)) {
+      this.sleepHorizon = undefined; // every transaction that may have read "awake" has ended
     }
+    if (this.sleepHorizon !== undefined || first.unreadable) {
+      // Transactions older than the sleep mark may still commit events without a NOTIFY, or committed events
+      // wait behind an older running transaction: look again soon, backing off, and never past the poll
+      // (this loop returns to work(), which polls when due).
+      await this.waitForWake(Math.max(1, Math.min(this.horizonLookMs, untilPoll())));
+      this.horizonLookMs = Math.min(this.horizonLookMs * 2, HORIZON_LOOK_MAX_MS);
+      return;
+    }
+    this.horizonLookMs = HORIZON_LOOK_FIRST_MS;
     if (untilPoll() > 0) await this.waitForWake(untilPoll());
   }
 
@@ -176,11 +203,14 @@ export class Relay {
       this.cursor = await readLogHeadOn(client);
       await this.poll(client); // a new leader: the poll covers everything before its cursor
     }
-    const result = await scanLog(client, this.cursor, this.options.consumers(), this.asleep);
+    const result = await scanLog(client, this.cursor, this.asleep);
     if (result.count === 0 || !result.last) {
       return { count: 0, unreadable: result.unreadable, xmin: result.xmin };
     }
-    if (result.woke || this.asleep) this.asleep = false;
+    if (result.woke || this.asleep) {
+      this.asleep = false;
+      this.sleepHorizon = undefined;
+    }
     this.cursor = result.last;
     const queued = this.options.handoff ? this.options.handoff(result.targets) : result.targets;
     await scheduleDrains(this.options.addJobs, queued);
@@ -192,7 +222,9 @@ export class Relay {
   private async poll(client: pg.Client): Promise<void> {
     this.pollRequested = false;
     this.lastPollAt = Date.now();
-    const targets = await pollPartitions(client, this.options.consumers());
+    // Retire the types of definitions no running process refreshed within the lease.
+    await storeLiveDefinitions((text, values) => client.query(text, values), this.options.definitionLeaseMs);
+    const targets = await pollPartitions(client);
     await scheduleDrains(this.options.addJobs, targets);
     this.options.onActivity?.('poll', targets.length);
   }
@@ -210,6 +242,7 @@ export class Relay {
     this.leader = false;
     this.cursor = undefined;
     this.asleep = false; // unknown after a reconnect; the next sleep writes it again
+    this.sleepHorizon = undefined;
     await this.options.notifier.disconnect();
   }
 

@@ -1,12 +1,33 @@
 import type { AddJobsFunction } from 'graphile-worker';
 
-/** graphile-worker task that drains one consumer partition. */
+/**
+ * The graphile-worker task of earlier versions, for every consumer: jobs queued under it before an upgrade
+ * are still run (and passed on to their consumer's own task when this process does not run it).
+ */
 export const DRAIN_TASK = 'postbox_drain';
 
-/** Payload of a {@link DRAIN_TASK} job. */
+/**
+ * The graphile-worker task that drains a partition of `consumer`. One task per consumer, because a worker
+ * only fetches jobs of the tasks it registered: a process registers the consumers it runs, so a drain job
+ * reaches a process that runs its consumer, whichever process's relay enqueued it (several deployments
+ * with different consumers can share a database).
+ */
+export const drainTaskOf = (consumer: string, destination = false): string =>
+  destination ? DESTINATION_DRAIN_TASK : `${DRAIN_TASK}:${consumer}`;
+
+/**
+ * The one task of every destination's drains. Destinations are created while processes run, and a
+ * graphile-worker runner's task list is fixed when it starts: every process that delivers destinations
+ * registers this task (and learns new destinations from the database; see DestinationSync).
+ */
+export const DESTINATION_DRAIN_TASK = 'postbox_drain_destinations';
+
+/** Payload of a drain job. */
 export interface DrainJobPayload {
   readonly consumer: string;
   readonly partition: number;
+  /** The consumer is a destination (drained under {@link DESTINATION_DRAIN_TASK}). */
+  readonly destination?: boolean;
 }
 
 /** A consumer partition that may have work. */
@@ -36,8 +57,12 @@ export async function scheduleDrains(
   if (targets.length === 0) return;
   await addJobs(
     targets.map((target) => ({
-      identifier: DRAIN_TASK,
-      payload: { consumer: target.consumer, partition: target.partition },
+      identifier: drainTaskOf(target.consumer, target.destination === true),
+      payload: {
+        consumer: target.consumer,
+        partition: target.partition,
+        ...(target.destination ? { destination: true } : {}),
+      },
       jobKey: drainJobKey(target),
       maxAttempts: 5,
       ...(runAt ? { runAt } : {}),
@@ -54,7 +79,7 @@ export async function scheduleRetry(addJobs: AddJobsFunction, target: DrainTarge
   await addJobs(
     [
       {
-        identifier: DRAIN_TASK,
+        identifier: drainTaskOf(target.consumer, target.destination === true),
         payload: { ...target },
         jobKey: retryJobKey(target),
         runAt: at,

@@ -1,7 +1,10 @@
 import { type QueryExecutorProvider, sql } from 'kysely';
 import type { EventRow } from '../outbox/read.ts';
 
-/** Holds a stream for a consumer at a failed event: retried at `nextAttemptAt`, or parked when null. */
+/**
+ * Holds a stream for a consumer at a failed event: retried `retryDelayMs` from now on the database's clock,
+ * or parked when null. Returns the retry time as stored.
+ */
 export async function blockStream(
   executor: QueryExecutorProvider,
   input: {
@@ -9,23 +12,26 @@ export async function blockStream(
     readonly partition: number;
     readonly event: EventRow;
     readonly attempts: number;
-    readonly nextAttemptAt: Date | null;
+    readonly retryDelayMs: number | null;
     readonly error: string;
     readonly firstFailedAt: string | undefined;
   },
-): Promise<void> {
+): Promise<Date | null> {
   const { event } = input;
-  await sql`insert into outbox.blocked_streams as b
+  const { rows } = await sql<{ next_attempt_at: Date | null }>`insert into outbox.blocked_streams as b
               (consumer, stream_type, stream_id, partition, event_position, stream_version, attempts,
                next_attempt_at, last_error, first_failed_at)
             values (${input.consumer}, ${event.stream_type}, ${event.stream_id}, ${input.partition}, ${event.position},
-                    ${event.stream_version}, ${input.attempts}, ${input.nextAttemptAt}, ${input.error},
+                    ${event.stream_version}, ${input.attempts},
+                    clock_timestamp() + make_interval(secs => ${input.retryDelayMs}::float8 / 1000), ${input.error},
                     coalesce(${input.firstFailedAt ?? null}::timestamptz, now()))
             on conflict (consumer, stream_type, stream_id) do update
               set event_position = excluded.event_position, stream_version = excluded.stream_version,
                   attempts = excluded.attempts, next_attempt_at = excluded.next_attempt_at,
                   last_error = excluded.last_error, last_failed_at = now(),
-                  first_failed_at = excluded.first_failed_at`.execute(executor);
+                  first_failed_at = excluded.first_failed_at
+            returning b.next_attempt_at`.execute(executor);
+  return rows[0]?.next_attempt_at ?? null;
 }
 
 /**

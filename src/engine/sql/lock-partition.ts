@@ -4,10 +4,15 @@ import { partitionLockArgs } from '../db/lock-keys.ts';
 export interface LockPartitionInput {
   readonly consumer: string;
   readonly partition: number;
-  /** `statement_timeout` for the rest of the transaction, ms (the handler timeout). */
+  /** `statement_timeout` of the engine's statements that follow, ms (handlers get theirs separately). */
   readonly statementTimeoutMs: number;
   /** How long to wait for the lock before giving up with 55P03, e.g. `'250ms'`. */
   readonly lockWait: string;
+  /**
+   * `idle_in_transaction_session_timeout` of the transaction, ms: a drainer that stops responding (frozen
+   * process, lost host) loses its session — and the partition's lock with it — after this long idle.
+   */
+  readonly idleTimeoutMs: number;
 }
 
 /**
@@ -19,6 +24,7 @@ export interface LockPartitionInput {
  */
 export function lockPartitionStatement(input: LockPartitionInput): string {
   return `select set_config('statement_timeout', '${Math.trunc(input.statementTimeoutMs)}', true),
+                 set_config('idle_in_transaction_session_timeout', '${Math.trunc(input.idleTimeoutMs)}', true),
                  set_config('lock_timeout', '${input.lockWait.replace(/[^0-9a-z]/g, '')}', true),
                  pg_advisory_xact_lock(${partitionLockArgs(input.consumer, input.partition)});
           savepoint batch`;

@@ -3,18 +3,15 @@ import { READABLE_HORIZON } from '../outbox/horizon.ts';
 import type { DrainTarget } from '../relay/schedule.ts';
 
 /**
- * The relay's safety net: every partition of `consumers` that has readable events past its checkpoint, a
- * retry due or a redrive requested.
+ * The relay's safety net: every partition of every active consumer that has readable events past its
+ * checkpoint, a retry due or a redrive requested.
  */
-export async function pollPartitions(
-  client: pg.ClientBase,
-  consumers: readonly string[],
-): Promise<DrainTarget[]> {
+export async function pollPartitions(client: pg.ClientBase): Promise<DrainTarget[]> {
   const { rows } = await client.query<DrainTarget>(
-    `select c.name as consumer, p.partition
+    `select c.name as consumer, p.partition, c.kind = 'destination' as destination
      from outbox.consumers c
      join outbox.consumer_partitions p on p.consumer = c.name
-     where c.status = 'active' and c.name = any ($1::text[])
+     where c.status = 'active'
        -- The ordered subquery walks the log-order index forward from the checkpoint and stops at the first
        -- match; with the filters inline the planner chose a sequential scan of the whole log.
        and (exists (select 1
@@ -30,7 +27,6 @@ export async function pollPartitions(
             or exists (select 1 from outbox.dead_letters d
                        where d.consumer = c.name and d.partition = p.partition
                          and d.redrive_requested_at is not null and d.redriven_at is null))`,
-    [consumers],
   );
   return rows;
 }

@@ -17,12 +17,19 @@ export interface BlockedRow {
 /** Everything a delivery transaction needs to know about its partition, read in one round trip. */
 export interface PartitionState {
   status: 'active' | 'paused';
+  /** The database's clock when it was read (retry times are the database's). */
+  db_now: string;
+  /** The event types of the consumer's live definitions (see `outbox.consumer_definitions`). */
+  event_types: string[];
   checkpoint_xid: string;
   checkpoint_position: string;
   blocked: BlockedRow[];
   has_redrives: boolean;
-  /** Next new events after the checkpoint (JSON: occurred_at as an ISO string); null while paused. */
-  batch: Array<Omit<EventRow, 'occurred_at'> & { occurred_at: string }> | null;
+  /**
+   * Next new events after the checkpoint (JSON: occurred_at as an ISO string), and whether a limit (count
+   * or bytes) cut them short — more may follow; null while paused.
+   */
+  batch: { rows: Array<Omit<EventRow, 'occurred_at'> & { occurred_at: string }>; limited: boolean } | null;
   /** The last readable event of the whole log, seen by the same snapshot. */
   head: { logXid: string; position: string } | null;
 }
@@ -30,20 +37,30 @@ export interface PartitionState {
 /**
  * Reads a consumer partition's state and its next batch of new events. Must run after the partition lock
  * was granted, in a statement of its own: a snapshot taken before could miss the previous drainer's
- * checkpoint and deliver its events again. Also resets `lock_timeout` (handlers wait for locks normally).
+ * checkpoint and deliver its events again. Also resets `lock_timeout` (handlers wait for locks normally)
+ * and sets `statement_timeout` to the handler timeout for the statements that follow (the handlers'; the
+ * drain sets its own back before its bookkeeping).
  *
  * Prepared: planning it cost more than running it; its plan does not depend on the parameters (one
  * consumer partition row, then index walks from its checkpoint).
  */
 export async function readPartitionState(
   executor: QueryExecutorProvider,
-  consumer: string,
-  partition: number,
-  batchSize: number,
+  input: {
+    readonly consumer: string;
+    readonly partition: number;
+    readonly batchSize: number;
+    /** Cap of the batch's stored payload and metadata bytes (the first event always goes). */
+    readonly batchBytes: number;
+    /** `statement_timeout` for the statements after this one (the handlers'), ms. */
+    readonly handlerTimeoutMs: number;
+  },
 ): Promise<PartitionState | undefined> {
+  const { consumer, partition, batchSize } = input;
   const { rows } = await sql<PartitionState>`${sql.raw(PREPARE)}
     select set_config('lock_timeout', '0', true) as lock_timeout_reset,
-      c.status, p.checkpoint_xid, p.checkpoint_position,
+      set_config('statement_timeout', ${String(Math.trunc(input.handlerTimeoutMs))}, true) as handler_timeout,
+      c.status, clock_timestamp() as db_now, c.event_types, p.checkpoint_xid, p.checkpoint_position,
       coalesce((select json_agg(json_build_object(
                   'stream_type', b.stream_type, 'stream_id', b.stream_id, 'event_position', b.event_position::text,
                   'stream_version', b.stream_version, 'attempts', b.attempts, 'next_attempt_at', b.next_attempt_at,
@@ -53,23 +70,31 @@ export async function readPartitionState(
               where d.consumer = c.name and d.partition = p.partition
                 and d.redrive_requested_at is not null and d.redriven_at is null) as has_redrives,
       -- The next batch of new events, gap-safe against this statement's snapshot.
+      -- Capped by count, then by stored bytes (pg_column_size: cheap, no decompression).
       case when c.status = 'active' then (
-        select coalesce(json_agg(json_build_object(
-                 'position', e.position::text, 'id', e.id, 'transaction_id', e.transaction_id::text,
-                 'log_xid', e.log_xid::text, 'stream_type', e.stream_type, 'stream_id', e.stream_id,
-                 'stream_version', e.stream_version, 'type', e.type, 'schema_version', e.schema_version,
-                 'payload', e.payload, 'metadata', e.metadata, 'occurred_at', e.occurred_at)
-               order by e.log_xid, e.position), '[]')
-        from (select * from outbox.events e
-              where (e.log_xid, e.position) > (p.checkpoint_xid, p.checkpoint_position)
-                and e.log_xid < ${sql.raw(READABLE_HORIZON)}
-                and e.type = any (c.event_types)
-                and (c.stream_types is null or e.stream_type = any (c.stream_types))
-                and outbox.partition_of(e.stream_id, c.partitions) = p.partition
-              order by e.log_xid, e.position
-              limit ${batchSize}) e)
+        select json_build_object(
+                 'rows', coalesce(json_agg(json_build_object(
+                   'position', e.position::text, 'id', e.id, 'transaction_id', e.transaction_id::text,
+                   'log_xid', e.log_xid::text, 'stream_type', e.stream_type, 'stream_id', e.stream_id,
+                   'stream_version', e.stream_version, 'type', e.type, 'schema_version', e.schema_version,
+                   'payload', e.payload, 'metadata', e.metadata, 'occurred_at', e.occurred_at)
+                 order by e.log_xid, e.position) filter (where e.keep), '[]'),
+                 'limited', count(*) = ${batchSize} or coalesce(bool_or(not e.keep), false))
+        from (select e.*,
+                     row_number() over w = 1
+                       or sum(pg_column_size(e.payload) + pg_column_size(e.metadata)) over w <= ${input.batchBytes}
+                       as keep
+              from (select * from outbox.events e
+                    where (e.log_xid, e.position) > (p.checkpoint_xid, p.checkpoint_position)
+                      and e.log_xid < ${sql.raw(READABLE_HORIZON)}
+                      and e.type = any (c.event_types)
+                      and (c.stream_types is null or e.stream_type = any (c.stream_types))
+                      and outbox.partition_of(e.stream_id, c.partitions) = p.partition
+                    order by e.log_xid, e.position
+                    limit ${batchSize}) e
+              window w as (order by e.log_xid, e.position)) e)
       end as batch,
-      -- When the batch is not full, every matching event up to this point was in it, so the checkpoint may
+      -- When the batch is not limited, every matching event up to this point was in it, so the checkpoint may
       -- move here (a consumer of rare types then does not re-read the same non-matching events each time).
       (select json_build_object('logXid', h.log_xid::text, 'position', h.position::text)
        from outbox.events h where h.log_xid < ${sql.raw(READABLE_HORIZON)}

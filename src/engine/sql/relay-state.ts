@@ -1,11 +1,12 @@
 import type pg from 'pg';
 
-/** Marks the relay asleep: from now on, appending transactions send a wake-up NOTIFY. */
+/**
+ * Marks the relay asleep: from now on, appending transactions send a wake-up NOTIFY. The flag is a sequence
+ * (migration 000007): `setval` takes effect at once and every writer reads it as it is now, whatever its
+ * snapshot.
+ */
 export async function markRelayAsleep(client: pg.ClientBase): Promise<void> {
-  await client.query(
-    `insert into outbox.relay_state (sleeping) values (true)
-     on conflict (id) do update set sleeping = true, updated_at = now()`,
-  );
+  await client.query(`select setval('outbox.relay_sleeping', 1)`);
 }
 
 /**

@@ -24,13 +24,12 @@ export interface ScanResult {
 
 /**
  * ONE statement: reads the next batch of readable events after the cursor (gap-safe), computes the
- * (consumer, partition) pairs concerned among `consumers`, and — when `markAwake` and the batch is not
- * empty — clears the relay's `sleeping` flag.
+ * (consumer, partition) pairs concerned among every active consumer, and — when `markAwake` and the batch
+ * is not empty — clears the relay's `sleeping` flag.
  */
 export async function scanLog(
   client: pg.ClientBase,
   cursor: LogPoint,
-  consumers: readonly string[],
   markAwake: boolean,
 ): Promise<ScanResult> {
   const { rows } = await client.query<{
@@ -52,27 +51,27 @@ export async function scanLog(
      ), last as (
        select log_xid, position from batch order by log_xid desc, position desc limit 1
      ), targets as (
-       select distinct c.name as consumer, outbox.partition_of(b.stream_id, c.partitions) as partition
+       select distinct c.name as consumer, outbox.partition_of(b.stream_id, c.partitions) as partition,
+              c.kind = 'destination' as destination
        from batch b
        join outbox.consumers c on b.type = any (c.event_types)
          and (c.stream_types is null or b.stream_type = any (c.stream_types))
-       where c.status = 'active' and c.name = any ($3::text[])
+       where c.status = 'active'
      ), awake as (
-       update outbox.relay_state set sleeping = false, updated_at = now()
-       where sleeping and $4::boolean and exists (select 1 from batch)
-       returning 1
+       select setval('outbox.relay_sleeping', 0)
+       where $3::boolean and exists (select 1 from batch)
      )
      select (select count(*) from batch)::int as count,
             (select log_xid::text from last) as last_xid,
             (select position::text from last) as last_position,
-            (select json_agg(json_build_object('consumer', consumer, 'partition', partition)) from targets)
+            (select json_agg(json_build_object('consumer', consumer, 'partition', partition, 'destination', destination)) from targets)
               as targets,
             (select count(*) from awake)::int as woke,
             not exists (select 1 from batch)
               and exists (select 1 from outbox.events e
                           where (e.log_xid, e.position) > ($1::xid8, $2::bigint)) as unreadable,
             ${READABLE_HORIZON}::text as xmin`,
-    [cursor.logXid, cursor.position, consumers, markAwake],
+    [cursor.logXid, cursor.position, markAwake],
   );
   const row = rows[0];
   return {

@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import {
   type ConsumerSummary,
   type DeadLetterDetail,
+  type HorizonHolder,
   listConsumers,
   listPartitions,
   listStuckStreams,
@@ -10,6 +11,7 @@ import {
   pauseConsumer,
   previewReplay,
   type ReplayPreview,
+  readHorizonHolders,
   redriveDeadLetters,
   replayConsumer,
   resumeConsumer,
@@ -303,5 +305,36 @@ builder.mutationFields((t) => ({
         throw new ValidationError('ids must be at most 1000 dead letter ids', 'ids');
       return redriveDeadLetters(context.db, args.consumer, ids ? { ids } : {});
     },
+  }),
+}));
+
+const HorizonHolderRef = builder.objectRef<HorizonHolder>('HorizonHolder').implement({
+  description:
+    'An open transaction with a transaction id. Every reader of the log (consumers, subscriptions) waits for ' +
+    'the oldest one of the database server: when delivery stalls, this is what to look at.',
+  fields: (t) => ({
+    pid: t.exposeInt('pid', { nullable: true, description: 'Backend pid; null for a prepared transaction.' }),
+    preparedGid: t.exposeString('preparedGid', { nullable: true }),
+    xid: t.exposeString('xid'),
+    ageMs: t.exposeInt('ageMs', { description: 'Time since the transaction started.' }),
+    state: t.exposeString('state', { nullable: true }),
+    applicationName: t.exposeString('applicationName', { nullable: true }),
+    database: t.exposeString('database', { nullable: true }),
+    user: t.exposeString('user', { nullable: true }),
+    query: t.exposeString('query', {
+      nullable: true,
+      description: "Its current or last statement (null when the service's role may not see it).",
+    }),
+    holdsHorizon: t.exposeBoolean('holdsHorizon', { description: 'The oldest: the one readers wait for.' }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  horizonHolders: t.field({
+    type: [HorizonHolderRef],
+    authScopes: SCOPES_TO_ADMINISTER,
+    description:
+      'The oldest open write transactions, oldest first: the first holds back every reader of the log.',
+    resolve: (_root, _args, context) => readHorizonHolders(context.db),
   }),
 }));

@@ -1,14 +1,7 @@
 import type { RecordedEvent } from '../../engine/index.ts';
-import {
-  decodeCursor,
-  encodeCursor,
-  type LogPoint,
-  pointOf,
-  toRecordedEvent,
-  ValidationError,
-} from '../../engine/index.ts';
+import { decodeCursor, encodeCursor, type LogPoint, pointOf, ValidationError } from '../../engine/index.ts';
 import { builder } from '../builder.ts';
-import { type EventFilter, readEventPage, readLogHead } from '../event-log.ts';
+import { type EventFilter, type FeedEvent, readEventPage, readLogHead, toFeedEvent } from '../event-log.ts';
 import { SCOPES_TO_READ_EVENTS } from './scopes.ts';
 
 /** An event of the log, as the API shows it. */
@@ -44,6 +37,13 @@ export const EventRef = builder.objectRef<RecordedEvent>('Event').implement({
         typeof event.metadata.correlationId === 'string' ? event.metadata.correlationId : null,
     }),
     occurredAt: t.field({ type: 'DateTime', resolve: (event) => event.occurredAt }),
+    upcastError: t.string({
+      nullable: true,
+      description:
+        'Set when the stored payload could not be brought to the current schema (its upcaster threw): ' +
+        '`payload` and `schemaVersion` are then the stored ones. The events after it are served as usual.',
+      resolve: (event) => (event as FeedEvent).upcastError ?? null,
+    }),
   }),
 });
 
@@ -171,7 +171,7 @@ builder.queryFields((t) => ({
               filter: toEventFilter(args.filter),
             });
       const edges = rows.slice(0, first).map((row) => {
-        const node = toRecordedEvent(row, context.registry);
+        const node = toFeedEvent(row, context.registry);
         return { cursor: encodeCursor(pointOf(node)), node };
       });
       return {

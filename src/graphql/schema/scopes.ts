@@ -10,7 +10,7 @@
  * | `viewer` (the caller and its scopes)                           | any authenticated caller        |
  * | `addProduct`, `restockProduct`, `consumers`, `consumer`,        | `admin`                         |
  * | `deadLetters`, `pauseConsumer`, `resumeConsumer`,               |                                 |
- * | `replayConsumer`, `redriveDeadLetters`                          |                                 |
+ * | `replayConsumer`, `redriveDeadLetters`, `horizonHolders`        |                                 |
  *
  * Order and catalogue reads are open to writers too: a client that places orders needs to follow them. An
  * order's own events (`Order.events`) come with the order; the whole log needs `events:read`.
