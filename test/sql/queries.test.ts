@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDestination } from '../../src/engine/index.ts';
 import { formatCsv, formatTable, toJsonRows } from '../../src/sql/format-result.ts';
 import { queriesDir, readQueryCatalogue, type SqlQuery } from '../../src/sql/query-catalogue.ts';
 import { runQuery } from '../../src/sql/run-query.ts';
@@ -530,6 +531,37 @@ describe('every query against the demo flow, through postbox sql and psql', () =
     expect(rows).toHaveLength(11);
     for (const row of rows)
       expect(row, String(row.invariant)).toMatchObject({ violations: 0, example: null });
+  });
+
+  it('destination_attempts: the attempts of one destination, newest first, limited', async () => {
+    // A destination made through the engine's admin API (never delivering here: no engine runs), and two
+    // attempts as the attempt log writes them.
+    await createDestination(
+      filled.database.db,
+      {
+        name: 'crm-hook',
+        kind: 'webhook',
+        url: 'https://crm.example.com/events',
+        filter: { types: ['OrderPlaced'] },
+      },
+      // No DNS look-up in a test: the address check is not what this is about.
+      { addressPolicy: { allowPrivate: true } },
+    );
+    await client.query(
+      `insert into outbox.destination_attempts (destination, event_id, attempt, outcome, status, duration_ms, error, response_snippet, at)
+       values ('crm-hook', gen_random_uuid(), 1, 'failed', 503, 12, 'HTTP 503: busy', 'busy', now() - interval '1 minute'),
+              ('crm-hook', gen_random_uuid(), 2, 'delivered', 204, 8, null, '', now())`,
+    );
+    const rows = await bothWays('destination_attempts', { destination: 'crm-hook', limit: '1' });
+    expect(rows).toEqual([
+      expect.objectContaining({ attempt: 2, outcome: 'delivered', status: 204, error: null }),
+    ]);
+    const both = await bothWays(
+      'destination_attempts',
+      { destination: 'crm-hook', limit: '10' },
+      { cli: false },
+    );
+    expect(both.map((row) => row.outcome)).toEqual(['delivered', 'failed']);
   });
 
   it('every file of sql/ ran both ways above', () => {
