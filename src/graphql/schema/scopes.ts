@@ -7,7 +7,7 @@
  * | `placeOrder`, `cancelOrder`                                    | `orders:write`                  |
  * | `order`, `orders`, `product`, `products`, `orderUpdated` (sub) | `events:read` or `orders:write` |
  * | `events`, `logHead`, `events` (subscription)                   | `events:read`                   |
- * | `viewer` (the caller and its scopes)                           | any authenticated caller        |
+ * | `viewer` (the caller and its scopes)                           | any scope                       |
  * | `addProduct`, `restockProduct`, `consumers`, `consumer`,        | `admin`                         |
  * | `deadLetters`, `pauseConsumer`, `resumeConsumer`,               |                                 |
  * | `replayConsumer`, `redriveDeadLetters`, `horizonHolders`        |                                 |
@@ -25,3 +25,6 @@ export const SCOPES_TO_READ_EVENTS = { 'events:read': true } as const;
 
 /** See {@link SCOPES_TO_WRITE_ORDERS}. */
 export const SCOPES_TO_ADMINISTER = { admin: true } as const;
+
+/** See {@link SCOPES_TO_WRITE_ORDERS}: any scope at all, i.e. any caller with credentials that grant something. */
+export const SCOPES_ANY = { 'events:read': true, 'orders:write': true, admin: true } as const;

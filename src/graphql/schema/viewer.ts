@@ -1,5 +1,6 @@
 import type { Principal } from '../../auth/principal.ts';
 import { builder } from '../builder.ts';
+import { SCOPES_ANY } from './scopes.ts';
 
 // Who is calling, so a client (the console) can show only the actions its credentials allow without
 // trying one and reading the refusal. The API still checks every field's scopes.
@@ -20,7 +21,8 @@ const ViewerRef = builder.objectRef<Principal>('Viewer').implement({
 builder.queryFields((t) => ({
   viewer: t.field({
     type: ViewerRef,
-    description: 'The caller and its scopes (any authenticated caller may ask).',
+    authScopes: SCOPES_ANY,
+    description: 'The caller and its scopes (any caller holding a scope may ask).',
     resolve: (_root, _args, context) => context.principal,
   }),
 }));
