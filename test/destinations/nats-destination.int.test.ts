@@ -107,10 +107,24 @@ interface StoredMessage {
   readonly body: unknown;
 }
 
+/** Runs `work` again while it times out (for up to 30 s): the reader's reconnection, not the engine's. */
+async function retryOnTimeout<T>(work: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      return await work();
+    } catch (error) {
+      const timedOut = error instanceof Error && /timeout/i.test(`${error.name} ${error.message}`);
+      if (!timedOut || Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
+}
+
 /** Every message the JetStream stream holds, in stream order, read with the `@nats-io/jetstream` client. */
 async function readStream(streamName: string): Promise<StoredMessage[]> {
-  const jsm = await jetstreamManager(reader);
-  const info = await jsm.streams.info(streamName);
+  // After a server restart the test's own reader reconnects with backoff: its first requests may time out.
+  const info = await retryOnTimeout(async () => (await jetstreamManager(reader)).streams.info(streamName));
   const total = info.state.messages;
   const consumer = await jetstream(reader).consumers.get(streamName);
   const messages: StoredMessage[] = [];
