@@ -236,6 +236,14 @@ function executorFor(target: AppendTarget): AppendExecutor {
 
 function mapAppendError(error: unknown, streamType: string, streamId: string): unknown {
   const pgError = error as { code?: string; constraint?: string; detail?: string; column?: string };
+  // in_failed_sql_transaction: the client's own status can lag a failed statement by a moment (it is
+  // updated on the ReadyForQuery that follows the error), so the server's answer is mapped too.
+  if (pgError.code === '25P02') {
+    return new ValidationError(
+      'the transaction on this pg client has failed: roll it back before appending',
+      'trx',
+    );
+  }
   if (pgError.code === 'PB409') {
     const detail = parseDetail(pgError.detail);
     return new ConcurrencyError(
