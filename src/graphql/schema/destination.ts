@@ -196,15 +196,14 @@ const HeaderInput = builder.inputType('DestinationHeaderInput', {
   fields: (t) => ({ name: t.string({ required: true }), value: t.string({ required: true }) }),
 });
 
-const CreateInput = builder.inputType('CreateDestinationInput', {
-  fields: (t) => ({
-    name: t.string({ required: true }),
-    kind: t.field({ type: DestinationKindEnum, required: true }),
-    url: t.string({
-      required: true,
-      description:
-        'http(s) URL (webhook), nats://[user:pass@]host:port, or amqp[s]://user:pass@host:port/vhost.',
-    }),
+/** The broker kinds' target settings, the same on create and on update. */
+function brokerFields(
+  t: PothosSchemaTypes.InputFieldBuilder<
+    typeof builder extends PothosSchemaTypes.SchemaBuilder<infer T> ? T : never,
+    'InputObject'
+  >,
+) {
+  return {
     subject: t.string({
       required: false,
       description:
@@ -224,6 +223,19 @@ const CreateInput = builder.inputType('CreateDestinationInput', {
       description:
         'RabbitMQ: routing key template over {streamType}, {streamId}, {type}. Default {streamType}.{type}.',
     }),
+  };
+}
+
+const CreateInput = builder.inputType('CreateDestinationInput', {
+  fields: (t) => ({
+    name: t.string({ required: true }),
+    kind: t.field({ type: DestinationKindEnum, required: true }),
+    url: t.string({
+      required: true,
+      description:
+        'http(s) URL (webhook), nats://[user:pass@]host:port, or amqp[s]://user:pass@host:port/vhost.',
+    }),
+    ...brokerFields(t),
     filter: t.field({ type: FilterInput, required: true }),
     startFrom: t.field({ type: StartFromEnum, required: false, description: 'Default NOW.' }),
     retry: t.field({ type: RetryInput, required: false }),
@@ -245,25 +257,7 @@ const CreateInput = builder.inputType('CreateDestinationInput', {
 const UpdateInput = builder.inputType('UpdateDestinationInput', {
   fields: (t) => ({
     url: t.string({ required: false }),
-    subject: t.string({
-      required: false,
-      description:
-        'NATS: subject template over {streamType}, {streamId}, {type}. Default postbox.{streamType}.{type}.',
-    }),
-    createStream: t.boolean({
-      required: false,
-      description:
-        'NATS: create the JetStream stream (postbox_<name>) when none captures the subjects. Default false.',
-    }),
-    exchange: t.string({
-      required: false,
-      description: 'RabbitMQ: durable topic exchange. Default postbox.',
-    }),
-    routingKey: t.string({
-      required: false,
-      description:
-        'RabbitMQ: routing key template over {streamType}, {streamId}, {type}. Default {streamType}.{type}.',
-    }),
+    ...brokerFields(t),
     filter: t.field({ type: FilterInput, required: false }),
     retry: t.field({ type: RetryInput, required: false }),
     onExhausted: t.field({ type: OnExhaustedEnum, required: false }),
