@@ -117,6 +117,17 @@ afterAll(async () => {
 });
 
 describe('batch handlers', () => {
+  it('a consumer gives exactly one of handle and handleBatch', () => {
+    const common = { name: 'either', on: [Ticked] };
+    expect(() => defineConsumer(common)).toThrow(/exactly one of handle and handleBatch/);
+    expect(() =>
+      defineConsumer({ ...common, handle: async () => undefined, handleBatch: async () => undefined }),
+    ).toThrow(/exactly one of handle and handleBatch/);
+    const consumer = defineConsumer({ ...common, handleBatch: async () => undefined });
+    expect(consumer.handleBatch).toBeDefined();
+    expect(typeof consumer.handle).toBe('function');
+  });
+
   it('get the events of a drained batch in one call, in log order (so in stream order)', async () => {
     const [a, b] = [randomUUID(), randomUUID()];
     // Committed before the consumer starts: one drain finds all of them.
