@@ -44,6 +44,20 @@ export function makePlan(quick: boolean, scale = 1): BenchPlan {
           latencySeconds: seconds(3),
           outageSeconds: seconds(5),
         },
+        peers: {
+          rounds: 1,
+          consumerConcurrency: 8,
+          append: { concurrencies: [1, 4, 16], warmupSeconds: seconds(0.3), roundSeconds: seconds(0.7) },
+          drain: { events: events(2_000), streams: 100, maxSeconds: 10 },
+          sustained: { writers: 8, streamsPerWriter: 20, seconds: seconds(3), settleSeconds: 5 },
+          latency: {
+            rate: 200,
+            warmupSeconds: seconds(0.5),
+            seconds: seconds(2),
+            maxInFlight: 16,
+            settleSeconds: 5,
+          },
+        },
         subscriptions: {
           sse: 100,
           websocket: 100,
@@ -78,6 +92,20 @@ export function makePlan(quick: boolean, scale = 1): BenchPlan {
           streams: 200,
           latencySeconds: seconds(10),
           outageSeconds: seconds(30),
+        },
+        peers: {
+          rounds: rounds(3),
+          consumerConcurrency: 8,
+          append: { concurrencies: [1, 4, 16], warmupSeconds: seconds(1), roundSeconds: seconds(3) },
+          drain: { events: events(50_000), streams: 1_000, maxSeconds: 120 },
+          sustained: { writers: 8, streamsPerWriter: 50, seconds: seconds(20), settleSeconds: 30 },
+          latency: {
+            rate: 200,
+            warmupSeconds: seconds(2),
+            seconds: seconds(15),
+            maxInFlight: 16,
+            settleSeconds: 15,
+          },
         },
         subscriptions: {
           sse: 100,
