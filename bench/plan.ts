@@ -1,7 +1,8 @@
 import type { BenchPlan } from './scenario.ts';
 
 /**
- * The full run (≈ 10 minutes on 2 cores) or the `--quick` smoke run (≈ 1.5 minutes); `scale` multiplies every
+ * The full run (≈ 10 minutes on 2 cores) or the `--quick` smoke run (≈ 1.5 minutes; with `--peers`, the
+ * peer comparison: ≈ 30–40 minutes full, 2–4 quick on 2 shared cores); `scale` multiplies every
  * duration and backlog size (e.g. `0.05` for a test that only checks the bench completes). Client counts
  * and rates (concurrencies, the paced order rate, the 200 subscribers, subscription write rates) are not
  * scaled: they are what the scenarios are about.
@@ -47,15 +48,15 @@ export function makePlan(quick: boolean, scale = 1): BenchPlan {
         peers: {
           rounds: 1,
           consumerConcurrency: 8,
-          append: { concurrencies: [1, 4, 16], warmupSeconds: seconds(0.3), roundSeconds: seconds(0.7) },
-          drain: { events: events(2_000), streams: 100, maxSeconds: 10 },
-          sustained: { writers: 8, streamsPerWriter: 20, seconds: seconds(3), settleSeconds: 5 },
+          append: { concurrencies: [1, 4, 16], warmupSeconds: seconds(0.3), roundSeconds: seconds(0.5) },
+          drain: { events: events(1_500), streams: 100, maxSeconds: 8 },
+          sustained: { writers: 8, streamsPerWriter: 20, seconds: seconds(2), settleSeconds: 4 },
           latency: {
             rate: 200,
             warmupSeconds: seconds(0.5),
             seconds: seconds(2),
             maxInFlight: 16,
-            settleSeconds: 5,
+            settleSeconds: 4,
           },
         },
         subscriptions: {

@@ -33,6 +33,7 @@ const toEmmettEvent = (event: PeerEvent): OrderPlacedEvent => ({
  *   `withTransaction`); on a client already in the app's transaction Postgres answers that BEGIN with a
  *   warning and Emmett's COMMIT commits the app's transaction — business row and event together — so the
  *   append has to be the transaction's last statement and the app's own COMMIT is then a no-op (warning).
+ *   (Checked: after that append, the app's ROLLBACK no longer undoes the business row or the event.)
  * - Consumer: `postgreSQLEventStoreConsumer` with one reactor (`startFrom: 'BEGINNING'`); each pulled batch
  *   is handled in one transaction on Emmett's pool, the checkpoint (`emt_processors`) stored in it.
  *

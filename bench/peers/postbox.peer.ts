@@ -1,8 +1,12 @@
 import { CompiledQuery, sql } from 'kysely';
-import { defineConsumer } from '../../src/engine/consumers/consumer.ts';
-import { createDb } from '../../src/engine/db/database.ts';
-import { appendEvents } from '../../src/engine/outbox/append.ts';
-import { type Postbox, startPostbox } from '../../src/engine/postbox.ts';
+// The library's public entry point (what an application imports as `postbox`), not engine internals.
+import {
+  appendEvents,
+  createDb,
+  defineConsumer,
+  type Postbox,
+  startPostbox,
+} from '../../src/engine/index.ts';
 import { OrderPlaced } from '../lib/workload.ts';
 import { installedVersion, type PeerEvent, type PeerInstance, type PeerSystem } from './system.ts';
 
