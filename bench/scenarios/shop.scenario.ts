@@ -55,12 +55,36 @@ function orderLines(n: number): Array<{ sku: string; quantity: number }> {
 
 /** In-flight placeOrder calls at most in the paced level (enough for its rate at any sane response time). */
 const PACED_MAX_IN_FLIGHT = 8;
+/** Target at half the top level's rate: commit → SHIPPED p99 at most this, ms. */
+const HALF_LOAD_P99_MS = 100;
+
+/** A paced level: an open loop at `rate` orders/s. */
+function pacedLevel(
+  label: string,
+  rate: number,
+  seconds: number,
+  maxInFlight: number,
+  target?: Level['target'],
+): Level {
+  return {
+    label,
+    kind: 'paced',
+    concurrency: maxInFlight,
+    ...(target ? { target } : {}),
+    place: async (transaction) => {
+      const run = await runOpenLoop({ rate, seconds, maxInFlight, transaction });
+      return { completed: run.completed, failed: run.failed, seconds: run.seconds, behind: run.behind };
+    },
+  };
+}
 
 /** One measured level: how it places orders, with `transaction` placing one. */
 interface Level {
   readonly label: string;
   readonly kind: 'paced' | 'closed';
   readonly concurrency: number;
+  /** The issue-18 targets this level is checked against. */
+  readonly target?: 'keeps pace' | 'half load';
   place(
     transaction: () => Promise<void>,
   ): Promise<{ completed: number; failed: number; seconds: number; behind?: number }>;
@@ -93,6 +117,10 @@ const latencyJson = (stats: Percentiles) => percentilesJson(stats, 1);
  * `occurred_at` is the writing transaction's start, shared by every event of one delivery batch, so those
  * hops are approximate.
  *
+ * After the top closed level, a paced level at half its placeOrder rate checks the issue-18 latency target
+ * (commit → SHIPPED p99 ≤ 100 ms there); the top level itself checks that the chain finished orders at
+ * least as fast as they were placed.
+ *
  * Levels run one after the other on the same service: after each window the bench waits (at most
  * `catchUpSeconds`) until every order of the level is final, so the next level starts with no backlog.
  * Orders in other final states and orders still unfinished after the wait are counted; the database's
@@ -101,7 +129,7 @@ const latencyJson = (stats: Percentiles) => percentilesJson(stats, 1);
 export const shopScenario: ScenarioModule = {
   keys: ['graphql_shop'],
   title: 'Shop flow (GraphQL placeOrder)',
-  steps: (plan) => 3 + plan.shop.concurrencies.length,
+  steps: (plan) => 4 + plan.shop.concurrencies.length,
   async run({ server, plan, progress, log }) {
     const database = await server.createDatabase('graphql_shop');
     let service: ServiceProcess | undefined;
@@ -203,26 +231,20 @@ export const shopScenario: ScenarioModule = {
       // The paced level first: commit → SHIPPED while the handler chain keeps up. Then the closed loops,
       // which place orders as fast as the API answers: faster than the chain finishes them on 2 cores, so
       // their latency is mostly time queued behind the window's backlog (recorded with it).
+      const top = Math.max(...plan.shop.concurrencies);
       const levels: Level[] = [
-        {
-          label: `paced ${formatCount(plan.shop.pacedRate)}/s`,
-          kind: 'paced',
-          concurrency: PACED_MAX_IN_FLIGHT,
-          place: async (transaction) => {
-            const run = await runOpenLoop({
-              rate: plan.shop.pacedRate,
-              seconds: plan.shop.seconds,
-              maxInFlight: PACED_MAX_IN_FLIGHT,
-              transaction,
-            });
-            return { completed: run.completed, failed: run.failed, seconds: run.seconds, behind: run.behind };
-          },
-        },
+        pacedLevel(
+          `paced ${formatCount(plan.shop.pacedRate)}/s`,
+          plan.shop.pacedRate,
+          plan.shop.seconds,
+          PACED_MAX_IN_FLIGHT,
+        ),
         ...plan.shop.concurrencies.map(
           (concurrency): Level => ({
             label: `c=${concurrency}`,
             kind: 'closed',
             concurrency,
+            ...(concurrency === top ? { target: 'keeps pace' as const } : {}),
             place: (transaction) => runClosedLoop(concurrency, plan.shop.seconds, transaction),
           }),
         ),
@@ -288,6 +310,26 @@ export const shopScenario: ScenarioModule = {
         const lastFinalAt = Math.max(windowStart, ...ids.map((id) => finals.get(id)?.at ?? windowStart));
         const finishedRate = (ids.length - unfinished) / Math.max(0.001, (lastFinalAt - windowStart) / 1000);
         const backlog = ids.length - finalAtWindowEnd;
+        // The chain keeps pace at the top level when it finished orders at least as fast as they were
+        // placed; at half that rate (the level added next) commit → SHIPPED p99 must stay within the target.
+        const targetMet =
+          level.target === 'keeps pace'
+            ? unfinished === 0 && finishedRate >= mutationRate
+            : level.target === 'half load'
+              ? unfinished === 0 && stats.p99 <= HALF_LOAD_P99_MS
+              : undefined;
+        if (level.target === 'keeps pace') {
+          const half = Math.max(1, Math.round(mutationRate / 2));
+          levels.push(
+            pacedLevel(
+              `paced ${formatCount(half)}/s (½ c=${level.concurrency})`,
+              half,
+              plan.shop.seconds,
+              Math.max(PACED_MAX_IN_FLIGHT, Math.ceil(level.concurrency / 2)),
+              'half load',
+            ),
+          );
+        }
         const serverCpuShare =
           cpuBefore !== undefined && cpuAfter !== undefined
             ? (cpuAfter - cpuBefore) / loop.seconds
@@ -311,6 +353,7 @@ export const shopScenario: ScenarioModule = {
           finalAtWindowEnd,
           backlogAtWindowEnd: backlog,
           catchUpMs: round(catchUpMs, 0),
+          ...(level.target ? { target: level.target, targetMet } : {}),
           byStatus,
           shipped,
           otherFinal: ids.length - shipped - unfinished,
@@ -338,7 +381,7 @@ export const shopScenario: ScenarioModule = {
             ]
               .filter(Boolean)
               .join(' · '),
-            target: '',
+            target: level.target === 'keeps pace' ? `finished ≥ placed ${targetMet ? '✓' : '✗'}` : '',
           },
           {
             scenario: `5 Shop →SHIPPED ${label}`,
@@ -349,7 +392,7 @@ export const shopScenario: ScenarioModule = {
               `${formatCount(shipped)} shipped, backlog ${formatCount(backlog)}` +
               (others ? `, ${formatCount(others)} other` : '') +
               (unfinished ? `, ${formatCount(unfinished)} unfinished` : ''),
-            target: '',
+            target: level.target === 'half load' ? `p99 ≤ ${HALF_LOAD_P99_MS} ${targetMet ? '✓' : '✗'}` : '',
           },
         );
         bars.push({

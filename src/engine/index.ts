@@ -21,6 +21,7 @@ export {
   resumeConsumer,
 } from './consumers/admin.ts';
 export {
+  type BatchItem,
   type ConsumerDefinition,
   type ConsumerOptions,
   defineConsumer,

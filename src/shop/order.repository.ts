@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from 'kysely';
+import { type Kysely, type Selectable, sql } from 'kysely';
 import type {
   NotificationsTable,
   OrderLinesTable,
@@ -33,6 +33,17 @@ export async function findOrder(db: Kysely<ShopDatabase>, id: string): Promise<O
   return db.selectFrom('shop.orders').selectAll().where('id', '=', id).executeTakeFirst();
 }
 
+/** Orders by id, without locking them; ids that are not orders are absent. */
+export async function findOrders(
+  db: Kysely<ShopDatabase>,
+  ids: readonly string[],
+): Promise<Map<string, Order>> {
+  const valid = [...new Set(ids)].filter(isOrderId);
+  if (valid.length === 0) return new Map();
+  const rows = await db.selectFrom('shop.orders').selectAll().where('id', 'in', valid).execute();
+  return new Map(rows.map((row) => [row.id, row]));
+}
+
 /**
  * An order by id, locked until the transaction ends. Every writer of an order takes this lock first and
  * decides from what it reads here, so writers of one order run one after the other.
@@ -40,6 +51,27 @@ export async function findOrder(db: Kysely<ShopDatabase>, id: string): Promise<O
 export async function lockOrder(trx: Kysely<ShopDatabase>, id: string): Promise<Order | undefined> {
   if (!isOrderId(id)) return undefined;
   return trx.selectFrom('shop.orders').selectAll().where('id', '=', id).forNoKeyUpdate().executeTakeFirst();
+}
+
+/**
+ * Orders by id, locked until the transaction ends, taken in id order in one statement: the batch form of
+ * {@link lockOrder}. Every writer that locks several orders takes them in this order (and products after
+ * them, by SKU), so two such transactions never wait on each other in a cycle. Unknown ids are absent.
+ */
+export async function lockOrders(
+  trx: Kysely<ShopDatabase>,
+  ids: readonly string[],
+): Promise<Map<string, Order>> {
+  const valid = [...new Set(ids)].filter(isOrderId);
+  if (valid.length === 0) return new Map();
+  const rows = await trx
+    .selectFrom('shop.orders')
+    .selectAll()
+    .where('id', 'in', valid)
+    .orderBy('id')
+    .forNoKeyUpdate()
+    .execute();
+  return new Map(rows.map((row) => [row.id, row]));
 }
 
 /** The order a caller (`scope`) placed with an idempotency key, if any. */
@@ -89,6 +121,37 @@ export async function updateOrderState(
     .where('id', '=', id)
     .returningAll()
     .executeTakeFirstOrThrow();
+}
+
+/** A new status and version of one order, for {@link updateOrderStates}. */
+export interface OrderState {
+  readonly id: string;
+  readonly status: OrderStatus;
+  readonly version: number;
+  /** Stored as `status_reason`; undefined leaves it as it is. */
+  readonly reason?: string | null | undefined;
+}
+
+/** {@link updateOrderState} for several orders in one statement (the caller holds their locks). */
+export async function updateOrderStates(
+  trx: Kysely<ShopDatabase>,
+  states: readonly OrderState[],
+): Promise<void> {
+  if (states.length === 0) return;
+  const rows = states.map((state) => ({
+    id: state.id,
+    status: state.status,
+    version: state.version,
+    set_reason: state.reason !== undefined,
+    reason: state.reason ?? null,
+  }));
+  await sql`
+    update shop.orders as o
+       set status = v.status, version = v.version, updated_at = ${new Date()},
+           status_reason = case when v.set_reason then v.reason else o.status_reason end
+      from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
+           as v(id uuid, status text, version int, set_reason boolean, reason text)
+     where o.id = v.id`.execute(trx);
 }
 
 /** Inserts an order's lines. */
@@ -143,14 +206,16 @@ export async function findPayment(db: Kysely<ShopDatabase>, orderId: string): Pr
   return db.selectFrom('shop.payments').selectAll().where('order_id', '=', orderId).executeTakeFirst();
 }
 
-/** Records a payment attempt (approved or declined); the primary key keeps it to one per order. */
-export async function insertPayment(
+/** Records payment attempts (approved or declined); the primary key keeps it to one per order. */
+export async function insertPayments(
   trx: Kysely<ShopDatabase>,
-  payment: Pick<Payment, 'order_id' | 'amount_cents' | 'status' | 'provider_reference'>,
+  payments: readonly Pick<Payment, 'order_id' | 'amount_cents' | 'status' | 'provider_reference'>[],
 ): Promise<void> {
+  if (payments.length === 0) return;
+  const updatedAt = new Date();
   await trx
     .insertInto('shop.payments')
-    .values({ ...payment, updated_at: new Date() })
+    .values(payments.map((payment) => ({ ...payment, updated_at: updatedAt })))
     .execute();
 }
 
@@ -173,22 +238,27 @@ export async function findShipment(db: Kysely<ShopDatabase>, orderId: string): P
   return db.selectFrom('shop.shipments').selectAll().where('order_id', '=', orderId).executeTakeFirst();
 }
 
-/** Records a shipment (one per order). */
-export async function insertShipment(
+/** Records shipments (one per order). */
+export async function insertShipments(
   trx: Kysely<ShopDatabase>,
-  shipment: Pick<Shipment, 'order_id' | 'carrier' | 'tracking_number'>,
+  shipments: readonly Pick<Shipment, 'order_id' | 'carrier' | 'tracking_number'>[],
 ): Promise<void> {
-  await trx.insertInto('shop.shipments').values(shipment).execute();
+  if (shipments.length > 0)
+    await trx
+      .insertInto('shop.shipments')
+      .values([...shipments])
+      .execute();
 }
 
-/** Records a notification; a second one for the same event is ignored (redelivery). */
-export async function insertNotification(
+/** Records notifications; a second one for the same event is ignored (redelivery). */
+export async function insertNotifications(
   trx: Kysely<ShopDatabase>,
-  notification: Pick<Notification, 'event_id' | 'order_id' | 'customer_id' | 'kind' | 'message'>,
+  notifications: readonly Pick<Notification, 'event_id' | 'order_id' | 'customer_id' | 'kind' | 'message'>[],
 ): Promise<void> {
+  if (notifications.length === 0) return;
   await trx
     .insertInto('shop.notifications')
-    .values(notification)
+    .values([...notifications])
     .onConflict((conflict) => conflict.column('event_id').doNothing())
     .execute();
 }

@@ -17,10 +17,13 @@ import {
   insertOrderLines,
   isOrderId,
   lockOrder,
+  lockOrders,
   type Order,
   type OrderLine,
+  type OrderState,
   refundPayment,
   updateOrderState,
+  updateOrderStates,
 } from './order.repository.ts';
 import { adjustStock, findProducts, lockProducts } from './product.repository.ts';
 import { ORDER_STREAM, OrderCancelled, OrderPlaced, PaymentRefunded } from './shop.events.ts';
@@ -316,6 +319,29 @@ export async function transitionOrder(
     throw new IllegalStateError(`Cannot ${options.action} order ${orderId}: it is ${order.status}`);
   }
   const transition = await options.decide(order);
+  const { events, refund } = await appendOrderEvents(trx, order, transition, options);
+  if (transition.otherEvents?.length)
+    await appendEvents(trx, transition.otherEvents, { metadata: options.metadata });
+  if (refund) await refundPayment(trx, orderId);
+  await transition.apply?.();
+  return updateOrderState(trx, orderId, {
+    status: transition.to,
+    version: order.version + events.length,
+    ...(transition.reason !== undefined ? { reason: transition.reason } : {}),
+  });
+}
+
+/**
+ * Appends a decided transition's events to the order's stream at the version the row was locked at (plus
+ * `PaymentRefunded` when it refunds an approved payment).
+ */
+async function appendOrderEvents(
+  trx: Kysely<ShopDatabase>,
+  order: Order,
+  transition: Transition,
+  options: Pick<TransitionOptions, 'action' | 'from' | 'metadata'>,
+): Promise<{ events: NewEvent[]; refund: boolean }> {
+  const orderId = order.id;
   const events = [...transition.events];
   // The payment row only changes under the order's lock (which we hold), so reading it here is stable.
   const payment = transition.refund ? await findPayment(trx, orderId) : undefined;
@@ -344,13 +370,105 @@ export async function transitionOrder(
     }
     throw error;
   }
-  if (transition.otherEvents?.length)
-    await appendEvents(trx, transition.otherEvents, { metadata: options.metadata });
-  if (refund) await refundPayment(trx, orderId);
-  await transition.apply?.();
-  return updateOrderState(trx, orderId, {
-    status: transition.to,
-    version: order.version + events.length,
-    ...(transition.reason !== undefined ? { reason: transition.reason } : {}),
-  });
+  return { events, refund };
+}
+
+/** One order's step in {@link transitionOrders}: which order, and the metadata of the events it appends. */
+export interface OrderStep {
+  readonly orderId: string;
+  /** Metadata of the appended events (correlation and causation of the event this step handles). */
+  readonly metadata: EventMetadata;
+}
+
+/** Options of {@link transitionOrders}. */
+export interface TransitionOrdersOptions<S extends OrderStep> {
+  /** For messages: "cannot <action> order …". */
+  readonly action: string;
+  /** Statuses the transition starts from; an order in any other is skipped (it moved on). */
+  readonly from: readonly OrderStatus[];
+  /**
+   * Runs once every order is locked, before the first decision: locks and reads what the decisions need.
+   * Rows locked here come after the orders in the global lock order (products by SKU).
+   */
+  prepare?(orders: ReadonlyMap<string, Order>): Promise<void>;
+  /** Decides one step from its locked order, in step order. Must not write: writes go in `apply`. */
+  decide(order: Order, step: S): Promise<Transition>;
+}
+
+/** A step {@link transitionOrders} carried out. */
+export interface DecidedStep<S extends OrderStep> {
+  readonly step: S;
+  /** The order as locked, before this step. */
+  readonly order: Order;
+  readonly transition: Transition;
+}
+
+/** What {@link transitionOrders} did. */
+export interface TransitionOrdersResult<S extends OrderStep> {
+  readonly decided: DecidedStep<S>[];
+  /** Steps whose order was no longer in a `from` status (cancelled meanwhile, or already acted on). */
+  readonly skipped: Array<{ readonly step: S; readonly reason: string }>;
+}
+
+/**
+ * {@link transitionOrder} for many orders in one transaction (a batch of handler events), with the same
+ * rules: every order of the batch is locked first, in id order, in one statement; then `prepare` (locks of
+ * other rows, in their own fixed order); then each step in the given order decides from its locked row and
+ * appends its events at the row's version; events of other streams are appended together; and the new
+ * statuses are written in one statement. Locking everything in one global order (orders by id, then what
+ * `prepare` locks) is what lets two batches run concurrently without deadlocking.
+ *
+ * An order not in a `from` status is skipped, not an error; a step after another on the same order sees
+ * the first one's outcome.
+ *
+ * @throws NotFoundError an order does not exist; ConcurrencyError / IllegalStateError from an append (see
+ *   {@link transitionOrder}): the whole batch fails, and the handler's per-event fallback attributes it.
+ */
+export async function transitionOrders<S extends OrderStep>(
+  trx: Kysely<ShopDatabase>,
+  steps: readonly S[],
+  options: TransitionOrdersOptions<S>,
+): Promise<TransitionOrdersResult<S>> {
+  const orders = await lockOrders(
+    trx,
+    steps.map((step) => step.orderId),
+  );
+  await options.prepare?.(orders);
+  const decided: DecidedStep<S>[] = [];
+  const skipped: Array<{ step: S; reason: string }> = [];
+  const states = new Map<string, OrderState>();
+  const refunds: string[] = [];
+  const otherEvents: NewEvent[] = [];
+  for (const step of steps) {
+    const order = orders.get(step.orderId);
+    if (!order) throw new NotFoundError(`No order with id ${step.orderId}`);
+    if (!options.from.includes(order.status)) {
+      skipped.push({ step, reason: `Cannot ${options.action} order ${order.id}: it is ${order.status}` });
+      continue;
+    }
+    const transition = await options.decide(order, step);
+    const { events, refund } = await appendOrderEvents(trx, order, transition, {
+      ...options,
+      metadata: step.metadata,
+    });
+    if (refund) refunds.push(order.id);
+    for (const event of transition.otherEvents ?? []) {
+      otherEvents.push({ ...event, metadata: { ...step.metadata, ...event.metadata } });
+    }
+    const version = order.version + events.length;
+    states.set(order.id, {
+      id: order.id,
+      status: transition.to,
+      version,
+      ...(transition.reason !== undefined ? { reason: transition.reason } : {}),
+    });
+    decided.push({ step, order, transition });
+    // A later step on the same order decides from this outcome.
+    orders.set(order.id, { ...order, status: transition.to, version });
+  }
+  if (otherEvents.length > 0) await appendEvents(trx, otherEvents);
+  for (const orderId of refunds) await refundPayment(trx, orderId);
+  for (const { transition } of decided) await transition.apply?.();
+  await updateOrderStates(trx, [...states.values()]);
+  return { decided, skipped };
 }

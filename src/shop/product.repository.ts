@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from 'kysely';
+import { type Kysely, type Selectable, sql } from 'kysely';
 import { ValidationError } from '../engine/index.ts';
 import type { ProductsTable, ShopDatabase } from './shop.tables.ts';
 
@@ -67,4 +67,18 @@ export async function adjustStock(trx: Kysely<ShopDatabase>, sku: string, delta:
     .where('sku', '=', sku)
     .returningAll()
     .executeTakeFirstOrThrow();
+}
+
+/** {@link adjustStock} for several products in one statement: `deltas` by SKU. The caller holds their locks. */
+export async function adjustStocks(
+  trx: Kysely<ShopDatabase>,
+  deltas: ReadonlyMap<string, number>,
+): Promise<void> {
+  const rows = [...deltas].filter(([, delta]) => delta !== 0).map(([sku, delta]) => ({ sku, delta }));
+  if (rows.length === 0) return;
+  await sql`
+    update shop.products as p
+       set stock = p.stock + v.delta, updated_at = ${new Date()}
+      from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as v(sku text, delta int)
+     where p.sku = v.sku`.execute(trx);
 }

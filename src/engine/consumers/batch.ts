@@ -16,6 +16,7 @@ import { saveCheckpoint } from '../sql/save-checkpoint.ts';
 import { type ConsumerDefinition, retryDelayMs } from './consumer.ts';
 import type { DeliveryOutcome, DrainOptions } from './delivery-outcome.ts';
 import { type Failure, RerunCarefully, recentFailures } from './failures.ts';
+import { invokeBatchHandler } from './invoke-batch-handler.ts';
 import { invokeHandler } from './invoke-handler.ts';
 
 const streamKey = (streamType: string, streamId: string): string => `${streamType}\u0000${streamId}`;
@@ -281,6 +282,7 @@ export class Batch {
     // The last event settled here (delivered, failed and recorded, or skipped behind its stream's failure).
     let last: EventRow | undefined;
     let budgetSpent = false;
+    const batched = await this.#deliverAsBatch(rows);
     for (const row of rows) {
       if (this.#stopped) break;
       if (this.#blocked.has(streamKey(row.stream_type, row.stream_id))) {
@@ -292,6 +294,10 @@ export class Batch {
         // deploy): stop before it, so that the checkpoint never passes it, and hand the partition over.
         this.handOver = true;
         break;
+      }
+      if (batched.has(row.id)) {
+        last = row;
+        continue;
       }
       if (this.#carefulBudgetSpent()) {
         budgetSpent = true; // the next transaction continues from here
@@ -411,6 +417,47 @@ export class Batch {
     if (!careful || failure.poisonsTransaction) throw new RerunCarefully(failure.poisonsTransaction);
     if (savepoint) await sql.raw(`rollback to savepoint ${savepoint}`).execute(trx);
     return failure;
+  }
+
+  /**
+   * On the fast path of a consumer with a batch handler: delivers the new events the loop of
+   * {@link deliverNew} would deliver one by one (up to the first foreign one, skipping blocked streams) in
+   * one `handleBatch` call. A failure of the call names no event, so it reruns the batch carefully, which
+   * delivers one event per call (see `invokeBatchHandler`).
+   *
+   * @returns the ids of the events delivered (none: the loop delivers them one by one).
+   */
+  async #deliverAsBatch(rows: readonly EventRow[]): Promise<ReadonlySet<string>> {
+    const { trx, consumer, careful, knownFailures, options } = this.#context;
+    if (!consumer.handleBatch || careful || consumer.deliversOutside) return new Set();
+    const picked: EventRow[] = [];
+    for (const row of rows) {
+      if (this.#blocked.has(streamKey(row.stream_type, row.stream_id))) continue;
+      if (this.#foreign(row)) break;
+      // A failure known from an earlier try: the loop reruns carefully at once, without calling anything.
+      if (knownFailures.has(row.id) || recentFailures.take(consumer.name, row.id, false)) return new Set();
+      picked.push(row);
+    }
+    if (picked.length < 2) return new Set();
+    await this.#handlerStatements();
+    const started = performance.now();
+    const failure = await invokeBatchHandler({
+      consumer,
+      rows: picked,
+      trx,
+      registry: options.registry,
+      logger: options.logger,
+    });
+    if (failure) {
+      if (isConnectionError(failure.error)) throw failure.error;
+      throw new RerunCarefully(failure.poisonsTransaction);
+    }
+    const durationMs = (performance.now() - started) / picked.length;
+    for (const row of picked) {
+      this.handled++;
+      this.#report(row, true, durationMs, false);
+    }
+    return new Set(picked.map((row) => row.id));
   }
 
   /**

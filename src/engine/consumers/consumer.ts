@@ -40,6 +40,13 @@ export interface HandlerContext {
  */
 export type HandlerTransaction<DB = OutboxDatabase> = Transaction<DB>;
 
+/** One event of a batch given to {@link ConsumerOptions.handleBatch}, with its own handler context. */
+export interface BatchItem<E> {
+  readonly event: E;
+  /** As {@link ConsumerOptions.handle} would get it for this event (attempt, idempotency key, causedBy…). */
+  readonly context: HandlerContext;
+}
+
 /**
  * Options of {@link defineConsumer}.
  *
@@ -94,9 +101,24 @@ export interface ConsumerOptions<D extends EventDefinition, DB = OutboxDatabase>
   /**
    * Handles one event. Runs inside the delivery transaction: its writes, the consumer's checkpoint and any
    * events it appends commit together, so a crash means redelivery and never a half-done effect. Throwing
-   * rolls back its writes and schedules a retry.
+   * rolls back its writes and schedules a retry. Give exactly one of `handle` and {@link handleBatch}.
    */
-  handle(event: RecordedEventOf<D>, trx: HandlerTransaction<DB>, context: HandlerContext): Promise<void>;
+  handle?(event: RecordedEventOf<D>, trx: HandlerTransaction<DB>, context: HandlerContext): Promise<void>;
+  /**
+   * Handles every new event of a delivery batch in one call (instead of {@link handle}), in log order — so
+   * each stream's events in version order — inside the batch's transaction: its writes, the events it
+   * appends and the checkpoint commit together, exactly as with `handle`. For handlers whose per-event round
+   * trips dominate: one statement can then lock, read or write the rows of the whole batch. Rows locked
+   * across a batch must be locked in one global order (e.g. by primary key), or two partitions' batches can
+   * deadlock.
+   *
+   * Failures still name one event: when the call throws (or times out: `timeoutMs` applies to the whole
+   * call), its writes are rolled back and the batch runs again with one call per event (`items` of length
+   * 1, each behind a savepoint), so a retry or dead letter records the event that fails and the others
+   * commit. Retries, redrives and a stream's catch-up after a retry are also delivered one event per call.
+   * A single event is delivered alone too. Not for consumers that act outside the database.
+   */
+  handleBatch?(items: readonly BatchItem<RecordedEventOf<D>>[], trx: HandlerTransaction<DB>): Promise<void>;
 }
 
 /** A consumer, with defaults applied. */
@@ -124,6 +146,11 @@ export interface ConsumerDefinition {
   readonly deliversOutside?: boolean;
   /** Typed by the definition it came from; the engine calls it with the event and the delivery transaction. */
   readonly handle: (event: never, trx: never, context: HandlerContext) => Promise<void>;
+  /**
+   * The definition's {@link ConsumerOptions.handleBatch}, when it gave one (then {@link handle} calls it
+   * with one event). Typed by the definition it came from.
+   */
+  readonly handleBatch?: (items: readonly BatchItem<never>[], trx: never) => Promise<void>;
 }
 
 const consumerName = /^[a-z][a-z0-9_-]{0,62}$/;
@@ -137,6 +164,18 @@ export function defineConsumer<D extends EventDefinition, DB = OutboxDatabase>(
   }
   if (options.on.length === 0)
     throw new ValidationError(`Consumer ${options.name} subscribes to no event type`, 'on');
+  const { handleBatch } = options;
+  if ((options.handle === undefined) === (handleBatch === undefined)) {
+    throw new ValidationError(
+      `Consumer ${options.name}: give exactly one of handle and handleBatch`,
+      options.handle === undefined ? 'handle' : 'handleBatch',
+    );
+  }
+  // A batch handler is also the per-event handler: one event, one item.
+  const handle =
+    options.handle ??
+    ((event: RecordedEventOf<D>, trx: HandlerTransaction<DB>, context: HandlerContext) =>
+      (handleBatch as NonNullable<typeof handleBatch>)([{ event, context }], trx));
   const defaults = DEFAULTS.consumer;
   const partitions = options.partitions ?? defaults.partitions;
   if (!Number.isInteger(partitions) || partitions < 1 || partitions > 256) {
@@ -186,7 +225,8 @@ export function defineConsumer<D extends EventDefinition, DB = OutboxDatabase>(
     batchBytes,
     timeoutMs,
     asyncCommit: options.asyncCommit ?? defaults.asyncCommit,
-    handle: options.handle as ConsumerDefinition['handle'],
+    handle: handle as ConsumerDefinition['handle'],
+    ...(handleBatch ? { handleBatch: handleBatch as NonNullable<ConsumerDefinition['handleBatch']> } : {}),
   });
 }
 

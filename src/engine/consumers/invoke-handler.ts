@@ -48,32 +48,20 @@ export async function invokeHandler(call: HandlerCall): Promise<Failure | undefi
   const timedOut = new Promise<'timeout'>((resolve) => {
     timer = setTimeout(() => resolve('timeout'), consumer.timeoutMs);
   });
-  const correlationId =
-    typeof row.metadata.correlationId === 'string' ? row.metadata.correlationId : undefined;
   try {
     const outcome = await withHandlerSpan(
       `${consumer.name} ${row.type}`,
       typeof row.metadata.traceparent === 'string' ? row.metadata.traceparent : undefined,
       { 'postbox.consumer': consumer.name, 'postbox.event_id': row.id, 'postbox.event_type': row.type },
       (traceparent) => {
-        const context: HandlerContext = {
-          consumer: consumer.name,
+        const context = handlerContext({
+          consumer,
+          row,
           attempt,
-          idempotencyKey: `${consumer.name}:${row.id}`,
           signal: controller.signal,
-          causedBy: {
-            ...(correlationId ? { correlationId } : {}),
-            causationId: row.id,
-            actor: `consumer:${consumer.name}`,
-            ...(traceparent ? { traceparent } : {}),
-          },
-          logger: call.logger.child({
-            consumer: consumer.name,
-            eventId: row.id,
-            eventType: row.type,
-            ...(correlationId ? { correlationId } : {}),
-          }),
-        };
+          traceparent,
+          logger: call.logger,
+        });
         // The handler's types are the application's (its events, its database): the values are these.
         return Promise.race([consumer.handle(event as never, call.trx as never, context), timedOut]);
       },
@@ -105,4 +93,40 @@ export async function invokeHandler(call: HandlerCall): Promise<Failure | undefi
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** What {@link handlerContext} builds a context from. */
+export interface HandlerContextSource {
+  readonly consumer: ConsumerDefinition;
+  readonly row: EventRow;
+  readonly attempt: number;
+  readonly signal: AbortSignal;
+  /** Stored on events the handler appends (the handler's span, or the event's own trace). */
+  readonly traceparent: string | undefined;
+  readonly logger: Logger;
+}
+
+/** The {@link HandlerContext} of one event's delivery (shared by per-event and batch invocation). */
+export function handlerContext(source: HandlerContextSource): HandlerContext {
+  const { consumer, row, attempt, traceparent } = source;
+  const correlationId =
+    typeof row.metadata.correlationId === 'string' ? row.metadata.correlationId : undefined;
+  return {
+    consumer: consumer.name,
+    attempt,
+    idempotencyKey: `${consumer.name}:${row.id}`,
+    signal: source.signal,
+    causedBy: {
+      ...(correlationId ? { correlationId } : {}),
+      causationId: row.id,
+      actor: `consumer:${consumer.name}`,
+      ...(traceparent ? { traceparent } : {}),
+    },
+    logger: source.logger.child({
+      consumer: consumer.name,
+      eventId: row.id,
+      eventType: row.type,
+      ...(correlationId ? { correlationId } : {}),
+    }),
+  };
 }

@@ -1,47 +1,57 @@
 import type { Transaction } from 'kysely';
 import { type ConsumerDefinition, defineConsumer } from '../../engine/index.ts';
-import { findOrderLines } from '../order.repository.ts';
-import { transitionOrder } from '../order.service.ts';
-import { adjustStock, lockProducts } from '../product.repository.ts';
+import { findOrderLines, type OrderLine } from '../order.repository.ts';
+import { transitionOrders } from '../order.service.ts';
+import { adjustStocks, lockProducts } from '../product.repository.ts';
 import { InventoryReserved, OrderRejected, PaymentSucceeded, StockDepleted } from '../shop.events.ts';
 import type { ShopDatabase } from '../shop.tables.ts';
-import { skipIfMovedOn } from './skip-if-moved-on.ts';
+import { handlerSteps, runOrderBatch } from './skip-if-moved-on.ts';
 
 /**
  * `inventory`: on `PaymentSucceeded`, takes every line's quantity from stock — `InventoryReserved`
  * (RESERVED), plus `StockDepleted` on each product that reaches zero — or, when any line cannot be served,
  * `OrderRejected` + `PaymentRefunded` (REJECTED, final) and no stock moves.
  *
- * One event per delivery transaction (`batchSize: 1`): a handler locks its order row, then its products in
- * SKU order, so transactions that each serve one order can never wait on each other in a cycle. A batch
- * of several orders would hold one order's product locks while taking the next one's, and two partitions
- * doing that could deadlock (Postgres would abort one after a second; it would be retried after a backoff).
- * Partitions still run in parallel (measured: 200 concurrent orders settle in about half the time that
- * one partition batching 50 took).
+ * A batch handler: the batch's orders are locked first (in id order), then every product any of them
+ * needs (in SKU order), each in one statement; orders are then served one after the other in delivery
+ * order against the stock as the earlier orders of the batch left it, and the stock changes are written in
+ * one statement. Every writer of orders and products locks in that global order (orders by id, then
+ * products by SKU; `cancelOrder` locks one order, then its products), so batches of different partitions
+ * never wait on each other in a cycle.
  */
 export function inventoryConsumer(): ConsumerDefinition {
   return defineConsumer({
     name: 'inventory',
     on: [PaymentSucceeded],
-    batchSize: 1,
-    async handle(event, trx: Transaction<ShopDatabase>, context) {
-      const orderId = event.payload.orderId;
-      await skipIfMovedOn(context, () =>
-        transitionOrder(trx, orderId, {
+    async handleBatch(items, trx: Transaction<ShopDatabase>) {
+      const steps = handlerSteps(items);
+      let lines = new Map<string, OrderLine[]>();
+      /** Stock of each locked product, as the batch's earlier decisions leave it. */
+      const stock = new Map<string, number>();
+      const deltas = new Map<string, number>();
+      await runOrderBatch(steps, () =>
+        transitionOrders(trx, steps, {
           action: 'reserve stock for',
           from: ['PAID'],
-          metadata: context.causedBy,
-          async decide(order) {
-            const lines = (await findOrderLines(trx, [order.id])).get(order.id) ?? [];
+          async prepare(orders) {
+            const paid = [...orders.values()]
+              .filter((order) => order.status === 'PAID')
+              .map((order) => order.id);
+            lines = await findOrderLines(trx, paid);
             const products = await lockProducts(
               trx,
-              lines.map((line) => line.sku),
+              [...lines.values()].flat().map((line) => line.sku),
             );
-            const missing = lines
+            for (const [sku, product] of products) stock.set(sku, product.stock);
+          },
+          async decide(order) {
+            const orderId = order.id;
+            const orderLines = lines.get(orderId) ?? [];
+            const missing = orderLines
               .map((line) => ({
                 sku: line.sku,
                 requested: line.quantity,
-                available: products.get(line.sku)?.stock ?? 0,
+                available: stock.get(line.sku) ?? 0,
               }))
               .filter((line) => line.available < line.requested);
             if (missing.length > 0) {
@@ -52,21 +62,25 @@ export function inventoryConsumer(): ConsumerDefinition {
                 refund: 'OUT_OF_STOCK',
               };
             }
-            const depleted = lines.filter((line) => products.get(line.sku)?.stock === line.quantity);
+            for (const line of orderLines) {
+              stock.set(line.sku, (stock.get(line.sku) ?? 0) - line.quantity);
+              deltas.set(line.sku, (deltas.get(line.sku) ?? 0) - line.quantity);
+            }
+            const depleted = orderLines.filter((line) => stock.get(line.sku) === 0);
             return {
               to: 'RESERVED',
               events: [
                 InventoryReserved.create(orderId, {
                   orderId,
-                  lines: lines.map((line) => ({ sku: line.sku, quantity: line.quantity })),
+                  lines: orderLines.map((line) => ({ sku: line.sku, quantity: line.quantity })),
                 }),
               ],
               otherEvents: depleted.map((line) => StockDepleted.create(line.sku, { sku: line.sku, orderId })),
-              async apply() {
-                for (const line of lines) await adjustStock(trx, line.sku, -line.quantity);
-              },
             };
           },
+        }).then(async (result) => {
+          await adjustStocks(trx, deltas);
+          return result;
         }),
       );
     },

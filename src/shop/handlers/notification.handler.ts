@@ -1,30 +1,43 @@
 import type { Transaction } from 'kysely';
 import { type ConsumerDefinition, defineConsumer } from '../../engine/index.ts';
 import { formatCents } from '../money.ts';
-import { findOrder, insertNotification } from '../order.repository.ts';
+import { findOrders, insertNotifications } from '../order.repository.ts';
 import { ORDER_EVENTS, type OrderEvent } from '../shop.events.ts';
 import type { ShopDatabase } from '../shop.tables.ts';
 
 /**
  * `notifications`: on every order event, one `shop.notifications` row per customer-facing one (all but
- * `InventoryReserved`, which is internal). Keyed by event id, so a redelivery adds nothing.
+ * `InventoryReserved`, which is internal). Keyed by event id, so a redelivery adds nothing. A batch handler:
+ * one read of the batch's orders, one insert of its notifications (it locks nothing).
  */
 export function notificationConsumer(): ConsumerDefinition {
   return defineConsumer({
     name: 'notifications',
     on: [...ORDER_EVENTS],
-    async handle(event, trx: Transaction<ShopDatabase>) {
-      const message = customerMessage(event);
-      if (message === undefined) return;
-      const order = await findOrder(trx, event.streamId);
-      if (!order) throw new Error(`Order ${event.streamId} of event ${event.id} does not exist`);
-      await insertNotification(trx, {
-        event_id: event.id,
-        order_id: order.id,
-        customer_id: order.customer_id,
-        kind: event.type,
-        message,
+    async handleBatch(items, trx: Transaction<ShopDatabase>) {
+      const messages = items.flatMap(({ event }) => {
+        const message = customerMessage(event);
+        return message === undefined ? [] : [{ event, message }];
       });
+      if (messages.length === 0) return;
+      const orders = await findOrders(
+        trx,
+        messages.map(({ event }) => event.streamId),
+      );
+      await insertNotifications(
+        trx,
+        messages.map(({ event, message }) => {
+          const order = orders.get(event.streamId);
+          if (!order) throw new Error(`Order ${event.streamId} of event ${event.id} does not exist`);
+          return {
+            event_id: event.id,
+            order_id: order.id,
+            customer_id: order.customer_id,
+            kind: event.type,
+            message,
+          };
+        }),
+      );
     },
   });
 }

@@ -1,11 +1,11 @@
 import type { Transaction } from 'kysely';
 import { type ConsumerDefinition, defineConsumer } from '../../engine/index.ts';
 import { formatCents } from '../money.ts';
-import { insertPayment } from '../order.repository.ts';
-import { transitionOrder } from '../order.service.ts';
+import { insertPayments } from '../order.repository.ts';
+import { transitionOrders } from '../order.service.ts';
 import { OrderPlaced, PaymentFailed, PaymentSucceeded } from '../shop.events.ts';
 import type { ShopDatabase } from '../shop.tables.ts';
-import { skipIfMovedOn } from './skip-if-moved-on.ts';
+import { handlerSteps, runOrderBatch } from './skip-if-moved-on.ts';
 
 /** Options of {@link paymentConsumer}. */
 export interface PaymentOptions {
@@ -20,29 +20,24 @@ export interface PaymentOptions {
  * The provider reference is the delivery's idempotency key (stable across redeliveries), what a real
  * provider would get so that a retry after a crash cannot charge twice. An order that is no longer PLACED
  * (cancelled first, or already charged) is left alone.
+ *
+ * A batch handler: the orders of a delivery batch are locked together (in id order) and their payments
+ * written in one statement (see `transitionOrders`).
  */
 export function paymentConsumer(options: PaymentOptions): ConsumerDefinition {
   return defineConsumer({
     name: 'payment',
     on: [OrderPlaced],
-    async handle(event, trx: Transaction<ShopDatabase>, context) {
-      const orderId = event.payload.orderId;
-      await skipIfMovedOn(context, () =>
-        transitionOrder(trx, orderId, {
+    async handleBatch(items, trx: Transaction<ShopDatabase>) {
+      const steps = handlerSteps(items);
+      await runOrderBatch(steps, async () => {
+        const result = await transitionOrders(trx, steps, {
           action: 'charge',
           from: ['PLACED'],
-          metadata: context.causedBy,
-          async decide(order) {
+          async decide(order, { context }) {
+            const orderId = order.id;
             const amountCents = Number(order.total_cents);
-            const approved = amountCents <= options.limitCents;
-            const record = () =>
-              insertPayment(trx, {
-                order_id: orderId,
-                amount_cents: String(amountCents),
-                status: approved ? 'approved' : 'declined',
-                provider_reference: context.idempotencyKey,
-              });
-            if (approved) {
+            if (amountCents <= options.limitCents) {
               return {
                 to: 'PAID',
                 events: [
@@ -52,7 +47,6 @@ export function paymentConsumer(options: PaymentOptions): ConsumerDefinition {
                     paymentReference: context.idempotencyKey,
                   }),
                 ],
-                apply: record,
               };
             }
             const reason = `declined: ${formatCents(amountCents)} is above the limit of ${formatCents(options.limitCents)}`;
@@ -67,11 +61,20 @@ export function paymentConsumer(options: PaymentOptions): ConsumerDefinition {
                   limitCents: options.limitCents,
                 }),
               ],
-              apply: record,
             };
           },
-        }),
-      );
+        });
+        await insertPayments(
+          trx,
+          result.decided.map(({ order, step, transition }) => ({
+            order_id: order.id,
+            amount_cents: order.total_cents,
+            status: transition.to === 'PAID' ? 'approved' : 'declined',
+            provider_reference: step.context.idempotencyKey,
+          })),
+        );
+        return result;
+      });
     },
   });
 }
