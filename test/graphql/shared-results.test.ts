@@ -4,11 +4,13 @@ import { createClient as createWsClient } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { createApiKey } from '../../src/auth/api-keys.ts';
+import { ANONYMOUS } from '../../src/auth/principal.ts';
 import { appendEvents } from '../../src/engine/outbox/append.ts';
 import { type ApiServer, startApiServer } from '../../src/graphql/server.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { OrderPlaced, ProductAdded } from '../../src/shop/shop.events.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+import { createTestApi } from './graphql-fixtures.ts';
 
 // The `events` subscription executes and serialises each event once per distinct selection (and scopes),
 // not once per subscriber (shared-results.ts). These tests pin what that must never change: every
@@ -339,6 +341,52 @@ describe('shared subscription results', () => {
       });
     } finally {
       await Promise.all(subscribers.map((subscriber) => subscriber.stop()));
+    }
+  });
+
+  it('executes an event once for every subscriber of one selection: they get the very same result object', async () => {
+    const api = createTestApi(database.db, database.url);
+    /** Subscribes through the API's envelop, as both transports do, and returns the result iterator. */
+    const open = async (query: string) => {
+      const enveloped = api.yoga.getEnveloped({ correlationId: 'shared', principal: ANONYMOUS });
+      const document = enveloped.parse(query);
+      expect(enveloped.validate(enveloped.schema, document)).toEqual([]);
+      const result = await enveloped.subscribe({
+        schema: enveloped.schema,
+        document,
+        contextValue: await enveloped.contextFactory(),
+      });
+      const iterator = (result as AsyncIterable<{ data?: Record<string, unknown> }>)[Symbol.asyncIterator]();
+      // The first next() attaches the feed; it resolves with the event written below.
+      return { iterator, first: iterator.next() };
+    };
+    const same = [
+      await open('subscription { events { id type } }'),
+      await open('subscription { events { id type } }'),
+      await open('subscription { events(filter: { streamType: "order" }) { id type } }'),
+    ];
+    const other = await open('subscription { events { id streamId } }');
+    try {
+      const deadline = Date.now() + 30_000;
+      while (api.tailer.subscriberCount < 4) {
+        if (Date.now() > deadline) throw new Error('feeds did not attach');
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await appendMixed([randomUUID()], [], 1);
+      const results = await Promise.all([...same, other].map(async (each) => (await each.first).value));
+      const [first, second, filtered, different] = results;
+      expect(first).toEqual({ data: { events: { id: expect.any(String), type: 'OrderPlaced' } } });
+      expect(second).toBe(first);
+      expect(filtered).toBe(first);
+      expect(different).not.toBe(first);
+      expect(different?.data?.events).toEqual({
+        id: (first?.data?.events as { id?: string } | undefined)?.id,
+        streamId: expect.any(String),
+      });
+    } finally {
+      await Promise.all([...same, other].map((each) => each.iterator.return?.()));
+      await api.close();
     }
   });
 });
