@@ -4,7 +4,7 @@ import type { BenchPlan } from './scenario.ts';
  * The full run (≈ 10 minutes on 2 cores) or the `--quick` smoke run (≈ 1.5 minutes; with `--peers`, the
  * peer comparison: ≈ 30–40 minutes full, 2–4 quick on 2 shared cores); `scale` multiplies every
  * duration and backlog size (e.g. `0.05` for a test that only checks the bench completes). Client counts
- * and rates (concurrencies, the paced order rate, the 200 subscribers, subscription write rates) are not
+ * and rates (concurrencies, the paced order rate, the subscriber counts, subscription write rates) are not
  * scaled: they are what the scenarios are about.
  */
 export function makePlan(quick: boolean, scale = 1): BenchPlan {
@@ -109,9 +109,9 @@ export function makePlan(quick: boolean, scale = 1): BenchPlan {
           },
         },
         subscriptions: {
-          sse: 100,
-          websocket: 100,
-          rates: [20, 50],
+          sse: 500,
+          websocket: 500,
+          rates: [50],
           warmupSeconds: seconds(2),
           seconds: seconds(10),
         },

@@ -10,7 +10,7 @@ import { formatCount, formatMs, formatTarget } from '../report/format.ts';
 import type { LatencyBar, ScenarioModule, TableRow, TargetCheck } from '../scenario.ts';
 import { openConnections } from './append.scenario.ts';
 
-/** Commit → client receipt, p99, with 200 subscribers (the issue's target). */
+/** Commit → client receipt, p99, with the plan's subscribers (issue 18's target: 1,000 at 50 events/s). */
 const P99_TARGET_MS = 50;
 /** Producer connections: the write rate is low, a few transactions in flight at most. */
 const PRODUCERS = 4;
@@ -69,15 +69,16 @@ interface DeliveryCheck {
 const latencyJson = (stats: Percentiles) => percentilesJson(stats, 2);
 
 /**
- * Scenario 6: 100 SSE + 100 WebSocket subscribers of the `events` subscription, at a steady write rate.
+ * Scenario 6: the plan's SSE + WebSocket subscribers (full run 500 + 500, `--quick` 100 + 100) of the `events`
+ * subscription, at a steady write rate.
  *
  * `postbox serve --no-workers` (API only: with no relay running, every write sends the wake-up NOTIFY the
- * API's log reader listens to) runs as a child process, so the 200 clients' work stays off its event loop
+ * API's log reader listens to) runs as a child process, so the clients' work stays off its event loop
  * and its memory can be read on its own. Each subscriber is an independent client on its own connection
  * (graphql-ws over `ws`, or graphql-sse in distinct-connections mode), subscribed `fromBeginning` on the
  * fresh log, so each must receive exactly the whole log, in log order.
  *
- * All 200 connect first; one probe event must reach every one of them (proving they are live) before the
+ * All connect first; one probe event must reach every one of them (proving they are live) before the
  * warm-up. The bench's producer then appends `OrderPlaced` events (one per transaction, `appendEvents` in
  * the bench process) on an open-loop schedule at each of the plan's rates in turn, stamping
  * `performance.now()` when each COMMIT resolved; every subscriber stamps each arrival on the same clock.
@@ -235,7 +236,7 @@ export const subscriptionsScenario: ScenarioModule = {
         });
         measuredWindow = undefined;
         const cpuAfter = service.cpuSeconds();
-        // How far delivery is behind when the producer stops: receipts owed to the 200 subscribers.
+        // How far delivery is behind when the producer stops: receipts owed to the subscribers.
         const owed = committedIds.length * total - records.reduce((n, r) => n + r.receivedAt.size, 0);
         const drainMs = await drain();
         clearInterval(sampler);

@@ -9,6 +9,7 @@ import { API_KEY_HEADER, type Credentials, serviceUnavailableError, unauthentica
 import { CORRELATION_HEADER, correlationIdFrom } from './context.ts';
 import { type CredentialWatch, watchCredentials } from './credential-watch.ts';
 import type { PrincipalQuota } from './principal-quotas.ts';
+import { sharedJson } from './shared-results.ts';
 import { type ClientInfo, closeReason, type SlowClientGuard } from './slow-clients.ts';
 import type { GraphqlApi } from './yoga.ts';
 
@@ -80,6 +81,43 @@ function formatted(errors: readonly GraphQLError[]): GraphQLFormattedError[] {
   });
 }
 
+/** Stands in for a shared result's JSON while graphql-ws serialises its `next` message (see below). */
+const SHARED_PAYLOAD = '\u0000postbox:shared-payload\u0000';
+const SHARED_PAYLOAD_TAIL = `"payload":${JSON.stringify(SHARED_PAYLOAD)}}`;
+
+/**
+ * Lets a result shared by every subscriber of its selection (shared-results.ts) be serialised once, not once
+ * per socket. graphql-ws serialises each message itself (`JSON.stringify(message, replacer)`) and hands the
+ * text straight to the connection's `send`, in the same synchronous step: the replacer swaps the shared
+ * payload for a marker and remembers its text, and `send` puts the text in the marker's place (`payload`
+ * is the message's last key). Anything else passes through untouched.
+ */
+function sharedPayloadSplicer(): {
+  replacer: (this: unknown, key: string, value: unknown) => unknown;
+  splice: (data: string) => string;
+} {
+  let pending: string | undefined;
+  return {
+    replacer(key, value) {
+      if (key !== 'payload') return value;
+      const json = sharedJson(value);
+      if (json === undefined) return value;
+      pending = json;
+      return SHARED_PAYLOAD;
+    },
+    splice(data) {
+      if (pending === undefined) return data;
+      const json = pending;
+      pending = undefined;
+      if (!data.endsWith(SHARED_PAYLOAD_TAIL)) {
+        // graphql-ws changed how it builds messages: fail loudly rather than send a wrong payload.
+        throw new Error('graphql-ws message without the shared payload marker where one was expected');
+      }
+      return `${data.slice(0, data.length - SHARED_PAYLOAD_TAIL.length)}"payload":${json}}`;
+    },
+  };
+}
+
 /**
  * Serves the graphql-ws protocol on `wss`, running every operation through the API's envelop (the same
  * parser limits, validation rules, scopes, error masking and context as HTTP).
@@ -102,7 +140,9 @@ export function serveGraphqlOverWebSocket(options: GraphqlWebSocketOptions): { d
   const log = api.logger.child({ component: 'graphql-ws' });
   const keepAliveMs = options.keepAliveMs ?? 12_000;
 
+  const shared = sharedPayloadSplicer();
   const server = makeServer<Record<string, unknown> | undefined, Connection>({
+    jsonMessageReplacer: shared.replacer,
     // onSubscribe below puts the enveloped execute/subscribe on the args.
     execute: (args) => (args as EnvelopedArgs).envelopedExecute(args) as never,
     subscribe: (args) => (args as EnvelopedArgs).envelopedSubscribe(args) as never,
@@ -247,8 +287,13 @@ export function serveGraphqlOverWebSocket(options: GraphqlWebSocketOptions): { d
     onComplete: (ctx, id) => {
       ctx.extra.subscriptions.delete(id);
     },
+    // A shared result goes out as it is (graphql-ws would copy it, and the copy is not known to be shared).
     onNext: (_ctx, _id, _payload, _args, result) =>
-      result.errors ? { ...result, errors: formatted(result.errors) } : undefined,
+      result.errors
+        ? { ...result, errors: formatted(result.errors) }
+        : sharedJson(result) !== undefined
+          ? result
+          : undefined,
     onError: (_ctx, _id, _payload, errors) => formatted(errors),
   });
 
@@ -292,7 +337,7 @@ export function serveGraphqlOverWebSocket(options: GraphqlWebSocketOptions): { d
     const closed = server.opened(
       {
         protocol: socket.protocol,
-        send: (data) => gate.send(data),
+        send: (data) => gate.send(shared.splice(data)),
         close: (code, reason) => {
           // After our own close (e.g. 4401 from onConnect) graphql-ws may ask again with its generic code.
           if (socket.readyState === socket.OPEN) socket.close(code, reason);

@@ -40,6 +40,7 @@ import {
 } from './query-cost.ts';
 import { useNoFormBodies } from './same-site.ts';
 import { schema } from './schema/index.ts';
+import { useSharedSubscriptionResults } from './shared-results.ts';
 import { useSubscriptionCredentialWatch } from './subscription-credentials.ts';
 
 /** Largest request body accepted by default: 1 MiB. */
@@ -300,6 +301,9 @@ export function createGraphqlApi(options: GraphqlApiOptions): GraphqlApi {
       correlationPlugin,
       useOperationLog(),
       useSubscriptionCredentialWatch(access, credentialRecheckMs),
+      // `events` results depend only on the event, the selection and the caller's scopes: one execution and
+      // one serialisation per event and distinct selection, however many subscribe.
+      useSharedSubscriptionResults({ fields: new Set(['events']) }),
       ...(options.metrics ? [useOperationMetrics(options.metrics)] : []),
       // A validation rule, so it applies to WebSocket operations too (they skip yoga's request hooks).
       ...(introspection ? [] : [useDisableIntrospection()]),
