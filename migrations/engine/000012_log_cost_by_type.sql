@@ -5,8 +5,9 @@
 -- relay's poll, the drain's batch and the lag view read the consumer's events only.
 --
 -- Building it on a large log takes a while and blocks appends meanwhile (a migration runs in a transaction,
--- so not CONCURRENTLY): see the README, "Upgrading".
-create index events_type_log_order_idx on outbox.events (type, log_xid, position);
+-- so not CONCURRENTLY). `if not exists`: an operator may build it beforehand with CREATE INDEX CONCURRENTLY
+-- (see the README, "A large log").
+create index if not exists events_type_log_order_idx on outbox.events (type, log_xid, position);
 
 -- A consumer partition's head (its last event in log order) and its backlog (events after the checkpoint,
 -- and the oldest of them), read through the index above one event type at a time. Written so that only

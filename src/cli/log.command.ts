@@ -21,7 +21,10 @@ export function registerLogCommand(program: Command): void {
         throw new Error(`--lock-timeout must be a positive integer (ms), not ${options.lockTimeout}`);
       }
       const config = loadConfig();
-      const logger = createLogger({ ...config, logLevel: config.logLevel === 'info' ? 'warn' : config.logLevel });
+      const logger = createLogger({
+        ...config,
+        logLevel: config.logLevel === 'info' ? 'warn' : config.logLevel,
+      });
       const database = await openDatabase(config, logger, { shareRunningEmbedded: true });
       try {
         const client = await database.pool.connect();

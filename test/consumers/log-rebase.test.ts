@@ -3,9 +3,9 @@ import { LogOrderError } from '../../src/engine/errors.ts';
 import { appendEvents } from '../../src/engine/outbox/append.ts';
 import { type Postbox, startPostbox } from '../../src/engine/postbox.ts';
 import { createEffectsTable, effectsConsumer, Ticked } from '../fixtures/effects.ts';
+import { childEnv, cliEntry, runNode } from '../foundation/processes.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { childEnv, cliEntry, runNode } from '../foundation/processes.ts';
 
 // After pg_dump/restore (or a logical-replication cut-over) into another cluster, the log's transaction ids
 // are ahead of the new cluster's counter. `postbox log rebase` re-bases them (and the checkpoints) so that
@@ -105,7 +105,9 @@ describe('postbox log rebase', () => {
     const rebase = await postboxCli(['log', 'rebase']);
     expect(rebase.stderr).toBe('');
     expect(rebase.code).toBe(0);
-    expect(rebase.stdout).toMatch(/^rebased: .* 32 events now use \d+ ids, [1-5] checkpoints moved with them/);
+    expect(rebase.stdout).toMatch(
+      /^rebased: .* 32 events now use \d+ ids, [1-5] checkpoints moved with them/,
+    );
     const again = await postboxCli(['log', 'rebase']);
     expect(again.code).toBe(0);
     expect(again.stdout).toMatch(/^nothing to do/);

@@ -62,7 +62,8 @@ describe('/metrics scrapes', () => {
   it('a slow lag read does not hang the scrape: the previous values come back, and the failure is counted', async () => {
     const slow = createMetrics(t.db, { defaultMetrics: false, cacheMs: 0, statementTimeoutMs: 300 });
     const first = await slow.render();
-    const lagLines = (text: string) => text.split('\n').filter((line) => line.startsWith('postbox_consumer_lag'));
+    const lagLines = (text: string) =>
+      text.split('\n').filter((line) => line.startsWith('postbox_consumer_lag'));
     // The lag view reads outbox.consumer_partitions: a session holding it exclusively makes the read wait.
     const blocker = await t.pool.connect();
     try {

@@ -153,7 +153,9 @@ async function readAhead(client: pg.ClientBase): Promise<{ ahead: bigint; next: 
             pg_snapshot_xmax(pg_current_snapshot())::text as next`,
   );
   const row = rows[0];
-  const values = [row?.log_max, row?.checkpoint_max, row?.streams_max].filter((v): v is string => typeof v === 'string');
+  const values = [row?.log_max, row?.checkpoint_max, row?.streams_max].filter(
+    (v): v is string => typeof v === 'string',
+  );
   const ahead = values.map(BigInt).reduce((max, v) => (v > max ? v : max), 0n);
   return { ahead, next: BigInt(row?.next ?? '0') };
 }
