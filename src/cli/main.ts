@@ -6,6 +6,7 @@ import { registerContractsCommand } from './contracts.command.ts';
 import { registerDemoCommand } from './demo.command.ts';
 import { registerDestinationsCommand } from './destinations.command.ts';
 import { registerKeysCommand } from './keys.command.ts';
+import { registerLogCommand } from './log.command.ts';
 import { registerMigrateCommand } from './migrate.command.ts';
 import { registerServeCommand } from './serve.command.ts';
 import { registerSqlCommand } from './sql.command.ts';
@@ -31,6 +32,7 @@ export function buildCli(): Command {
   registerConsumersCommand(program);
   registerDestinationsCommand(program);
   registerContractsCommand(program);
+  registerLogCommand(program);
   registerSqlCommand(program);
   return program;
 }

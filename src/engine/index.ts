@@ -145,3 +145,4 @@ export { type Postbox, type PostboxConnection, type PostboxOptions, startPostbox
 export type { PostboxEventMap, PostboxEvents, RelayActivity } from './postbox-events.ts';
 export { Notifier, type NotifierOptions, type WakeListener } from './relay/notifier.ts';
 export { type HorizonHolder, readHorizonHolders } from './sql/read-horizon-holders.ts';
+export { type LogRebase, rebaseLog } from './sql/rebase-log.ts';

@@ -7,6 +7,12 @@ import { readHorizonHolders, readLogHead } from '../engine/index.ts';
 /** How long one scrape's answer is reused by default, ms (Prometheus scrapes every 15 s or more). */
 export const DEFAULT_METRICS_CACHE_MS = 1000;
 
+/**
+ * `statement_timeout` of a refresh's queries by default, ms; a scrape waits for a refresh about this long
+ * before it answers with the previous values. Well under Prometheus's default scrape timeout (10 s).
+ */
+export const DEFAULT_METRICS_STATEMENT_TIMEOUT_MS = 2000;
+
 /** Postbox's Prometheus metrics and the hooks that feed them. */
 export interface Metrics {
   readonly registry: Registry;
@@ -22,7 +28,9 @@ export interface Metrics {
   readonly subscriptionsOpen: Gauge;
   /**
    * Prometheus text exposition of every metric (refreshes the database-backed gauges first). Concurrent
-   * calls share one refresh; an answer is reused for `cacheMs`.
+   * calls share one refresh; an answer is reused for `cacheMs`. A refresh that fails or outlasts
+   * `statementTimeoutMs` does not fail or hang the scrape: it answers with the previous values, counted in
+   * `postbox_metrics_refresh_failures_total` (their age: `postbox_metrics_last_refresh_timestamp_seconds`).
    */
   render(): Promise<string>;
 }
@@ -42,6 +50,11 @@ export function createMetrics(
     defaultMetrics?: boolean;
     /** How long one rendering answers every scrape, ms. Default {@link DEFAULT_METRICS_CACHE_MS}. */
     cacheMs?: number;
+    /**
+     * `statement_timeout` of the refresh's queries, ms, and about how long a scrape waits for the refresh.
+     * Default {@link DEFAULT_METRICS_STATEMENT_TIMEOUT_MS}.
+     */
+    statementTimeoutMs?: number;
   } = {},
 ): Metrics {
   const registry = new Registry();
@@ -172,17 +185,64 @@ export function createMetrics(
     registers: [registry],
   });
 
+  const refreshFailures = new Counter({
+    name: 'postbox_metrics_refresh_failures_total',
+    help:
+      'Scrapes answered with the previous database-backed values because reading them failed or took longer ' +
+      'than the metrics statement timeout.',
+    registers: [registry],
+  });
+  const lastRefresh = new Gauge({
+    name: 'postbox_metrics_last_refresh_timestamp_seconds',
+    help: 'When the database-backed metrics were last read successfully (Unix time).',
+    registers: [registry],
+  });
+
   let logCursor: { logXid: string; position: string } | undefined;
   const cacheMs = options.cacheMs ?? DEFAULT_METRICS_CACHE_MS;
+  const statementTimeoutMs = options.statementTimeoutMs ?? DEFAULT_METRICS_STATEMENT_TIMEOUT_MS;
   let rendering: Promise<string> | undefined;
+  let refreshing: Promise<void> | undefined;
   let cached: { at: number; text: string } | undefined;
   // One transaction, JIT off: these are small aggregates, where compiling (~450 ms on PostgreSQL 15) costs
-  // far more than it saves.
+  // far more than it saves. Its own statement timeout: /metrics is unauthenticated and scraped forever, so a
+  // slow read must end rather than pile up.
   const refresh = () =>
     db.transaction().execute(async (trx) => {
-      await sql`set local jit = off`.execute(trx);
+      await sql`select set_config('jit', 'off', true), set_config('statement_timeout', ${String(Math.trunc(statementTimeoutMs))}, true)`.execute(
+        trx,
+      );
       await refreshIn(trx);
     });
+  /**
+   * Runs one refresh at a time. A scrape waits for it up to the statement timeout (plus the time to get a
+   * connection, bounded the same way); a refresh still running then goes on in the background, and the
+   * next scrapes wait for that one instead of starting another.
+   */
+  const refreshOrTimeOut = async (): Promise<void> => {
+    // Never rejects: its outcome is counted, and it may outlive the scrape that started it.
+    refreshing ??= refresh()
+      .then(
+        () => 'ok' as const,
+        () => 'failed' as const,
+      )
+      .then((outcome) => {
+        refreshing = undefined;
+        if (outcome === 'ok') lastRefresh.set(Date.now() / 1000);
+        else refreshFailures.inc();
+      });
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), statementTimeoutMs + 500);
+    });
+    try {
+      // A refresh that fails counts itself; one that is too slow is counted here (once per scrape answered
+      // without it).
+      if ((await Promise.race([refreshing, timedOut])) === 'timeout') refreshFailures.inc();
+    } finally {
+      clearTimeout(timer);
+    }
+  };
   const refreshIn = async (db: Db) => {
     const { rows } = await sql<{
       consumer: string;
@@ -277,7 +337,7 @@ export function createMetrics(
       if (cached && performance.now() - cached.at < cacheMs) return Promise.resolve(cached.text);
       rendering ??= (async () => {
         try {
-          await refresh();
+          await refreshOrTimeOut();
           const text = await registry.metrics();
           cached = { at: performance.now(), text };
           return text;

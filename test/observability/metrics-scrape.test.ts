@@ -58,4 +58,29 @@ describe('/metrics scrapes', () => {
       t.pool.off('acquire', count);
     }
   });
+
+  it('a slow lag read does not hang the scrape: the previous values come back, and the failure is counted', async () => {
+    const slow = createMetrics(t.db, { defaultMetrics: false, cacheMs: 0, statementTimeoutMs: 300 });
+    const first = await slow.render();
+    const lagLines = (text: string) =>
+      text.split('\n').filter((line) => line.startsWith('postbox_consumer_lag'));
+    // The lag view reads outbox.consumer_partitions: a session holding it exclusively makes the read wait.
+    const blocker = await t.pool.connect();
+    try {
+      await blocker.query('begin');
+      await blocker.query('lock table outbox.consumer_partitions in access exclusive mode');
+      const started = performance.now();
+      const text = await slow.render();
+      const tookMs = performance.now() - started;
+      expect(tookMs).toBeLessThan(3000);
+      expect(text).toMatch(/^postbox_metrics_refresh_failures_total 1$/m);
+      expect(lagLines(text)).toEqual(lagLines(first));
+      await blocker.query('rollback');
+    } finally {
+      blocker.release();
+    }
+    const after = await slow.render();
+    expect(after).toMatch(/^postbox_metrics_refresh_failures_total 1$/m);
+    expect(after).toMatch(/^postbox_metrics_last_refresh_timestamp_seconds \d/m);
+  });
 });

@@ -4,6 +4,7 @@ import type pg from 'pg';
 import type { Logger } from '../logger.ts';
 import type { LogPoint } from '../outbox/read.ts';
 import { type DefinitionTypes, storeLiveDefinitions, touchDefinitions } from '../sql/consumer-definitions.ts';
+import { fastForwardPartitions } from '../sql/fast-forward-partitions.ts';
 import { pollPartitions } from '../sql/poll-partitions.ts';
 import { markRelayAsleep, readSnapshotXmax } from '../sql/relay-state.ts';
 import { readLogHeadOn, SCAN_LIMIT, scanLog } from '../sql/scan-log.ts';
@@ -218,12 +219,23 @@ export class Relay {
     return { count: result.count, unreadable: false, xmin: result.xmin };
   }
 
-  /** Schedules every partition that has readable events past its checkpoint, a due retry, or a redrive. */
+  /**
+   * Moves idle checkpoints past the events their consumers do not want ({@link fastForwardPartitions}), then
+   * schedules every partition that has readable events past its checkpoint, a due retry, or a redrive.
+   */
   private async poll(client: pg.Client): Promise<void> {
     this.pollRequested = false;
     this.lastPollAt = Date.now();
     // Retire the types of definitions no running process refreshed within the lease.
     await storeLiveDefinitions((text, values) => client.query(text, values), this.options.definitionLeaseMs);
+    try {
+      await fastForwardPartitions(client);
+    } catch (error) {
+      // Only an optimisation (the next poll tries again): a replay updating the same rows in another order
+      // can make it a deadlock's victim (40P01). Anything else is the relay's connection's problem.
+      if ((error as { code?: unknown }).code !== '40P01') throw error;
+      this.options.logger.warn({ err: error }, 'relay: fast-forward of idle checkpoints failed');
+    }
     const targets = await pollPartitions(client);
     await scheduleDrains(this.options.addJobs, targets);
     this.options.onActivity?.('poll', targets.length);

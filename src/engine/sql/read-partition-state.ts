@@ -42,7 +42,8 @@ export interface PartitionState {
  * drain sets its own back before its bookkeeping).
  *
  * Prepared: planning it cost more than running it; its plan does not depend on the parameters (one
- * consumer partition row, then index walks from its checkpoint).
+ * consumer partition row, then one walk of `events_type_log_order_idx` per event type from its checkpoint:
+ * the cost follows the consumer's events, not the size of the log).
  */
 export async function readPartitionState(
   executor: QueryExecutorProvider,
@@ -84,22 +85,26 @@ export async function readPartitionState(
                      row_number() over w = 1
                        or sum(pg_column_size(e.payload) + pg_column_size(e.metadata)) over w <= ${input.batchBytes}
                        as keep
-              -- The inner subquery walks the log-order index forward from the checkpoint; OFFSET 0 keeps the
-              -- planner from merging the filters into it. Merged, it estimated the partition filter at the
-              -- default 0.5 % selectivity and read the whole backlog (bitmap scan, then sort) for every batch.
-              from (select * from (select * from outbox.events e
-                                   where (e.log_xid, e.position) > (p.checkpoint_xid, p.checkpoint_position)
-                                     and e.log_xid < ${sql.raw(READABLE_HORIZON)}
-                                   order by e.log_xid, e.position
-                                   offset 0) e
-                    where e.type = any (c.event_types)
-                      and (c.stream_types is null or e.stream_type = any (c.stream_types))
-                      and outbox.partition_of(e.stream_id, c.partitions) = p.partition
+              -- Each event type read on its own from events_type_log_order_idx, then merged: a walk of the
+              -- whole log from the checkpoint would read every other type's events in between.
+              from (select e.* from unnest(c.event_types) as t(type)
+                    cross join lateral (
+                      select * from outbox.events e
+                      -- A range, not =, and the type leading the comparison and the order: only
+                      -- events_type_log_order_idx fits (see migration 000012).
+                      where e.type >= t.type and e.type <= t.type
+                        and (e.type, e.log_xid, e.position) > (t.type, p.checkpoint_xid, p.checkpoint_position)
+                        and e.log_xid < ${sql.raw(READABLE_HORIZON)}
+                        and (c.stream_types is null or e.stream_type = any (c.stream_types))
+                        and outbox.partition_of(e.stream_id, c.partitions) = p.partition
+                      order by e.type, e.log_xid, e.position
+                      limit ${batchSize}) e
+                    order by e.log_xid, e.position
                     limit ${batchSize}) e
               window w as (order by e.log_xid, e.position)) e)
       end as batch,
       -- When the batch is not limited, every matching event up to this point was in it, so the checkpoint may
-      -- move here (a consumer of rare types then does not re-read the same non-matching events each time).
+      -- move here (the drain that finds nothing more advances to the horizon it read under).
       (select json_build_object('logXid', h.log_xid::text, 'position', h.position::text)
        from outbox.events h where h.log_xid < ${sql.raw(READABLE_HORIZON)}
        order by h.log_xid desc, h.position desc limit 1) as head
