@@ -44,6 +44,7 @@ export function makePlan(quick: boolean, scale = 1): BenchPlan {
           latencySeconds: seconds(3),
           outageSeconds: seconds(5),
         },
+        broker: { events: events(2000), streams: 200, latencySeconds: seconds(2) },
         subscriptions: {
           sse: 100,
           websocket: 100,
@@ -79,6 +80,7 @@ export function makePlan(quick: boolean, scale = 1): BenchPlan {
           latencySeconds: seconds(10),
           outageSeconds: seconds(30),
         },
+        broker: { events: events(20_000), streams: 500, latencySeconds: seconds(10) },
         subscriptions: {
           sse: 100,
           websocket: 100,
