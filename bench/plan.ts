@@ -1,7 +1,8 @@
 import type { BenchPlan } from './scenario.ts';
 
 /**
- * The full run (≈ 10 minutes on 2 cores) or the `--quick` smoke run (≈ 1.5 minutes); `scale` multiplies every
+ * The full run (≈ 10 minutes on 2 cores) or the `--quick` smoke run (≈ 1.5 minutes; with `--peers`, the
+ * peer comparison: ≈ 30–40 minutes full, 2–4 quick on 2 shared cores); `scale` multiplies every
  * duration and backlog size (e.g. `0.05` for a test that only checks the bench completes). Client counts
  * and rates (concurrencies, the paced order rate, the 200 subscribers, subscription write rates) are not
  * scaled: they are what the scenarios are about.
@@ -45,6 +46,20 @@ export function makePlan(quick: boolean, scale = 1): BenchPlan {
           outageSeconds: seconds(5),
         },
         broker: { events: events(2000), streams: 200, latencySeconds: seconds(2) },
+        peers: {
+          rounds: 1,
+          consumerConcurrency: 8,
+          append: { concurrencies: [1, 4, 16], warmupSeconds: seconds(0.3), roundSeconds: seconds(0.5) },
+          drain: { events: events(1_500), streams: 100, maxSeconds: 8 },
+          sustained: { writers: 8, streamsPerWriter: 20, seconds: seconds(2), settleSeconds: 4 },
+          latency: {
+            rate: 200,
+            warmupSeconds: seconds(0.5),
+            seconds: seconds(2),
+            maxInFlight: 16,
+            settleSeconds: 4,
+          },
+        },
         subscriptions: {
           sse: 100,
           websocket: 100,
@@ -81,6 +96,20 @@ export function makePlan(quick: boolean, scale = 1): BenchPlan {
           outageSeconds: seconds(30),
         },
         broker: { events: events(20_000), streams: 500, latencySeconds: seconds(10) },
+        peers: {
+          rounds: rounds(3),
+          consumerConcurrency: 8,
+          append: { concurrencies: [1, 4, 16], warmupSeconds: seconds(1), roundSeconds: seconds(3) },
+          drain: { events: events(50_000), streams: 1_000, maxSeconds: 120 },
+          sustained: { writers: 8, streamsPerWriter: 50, seconds: seconds(20), settleSeconds: 30 },
+          latency: {
+            rate: 200,
+            warmupSeconds: seconds(2),
+            seconds: seconds(15),
+            maxInFlight: 16,
+            settleSeconds: 15,
+          },
+        },
         subscriptions: {
           sse: 100,
           websocket: 100,

@@ -28,6 +28,12 @@ export interface BenchOptions {
   readonly progress?: boolean;
   /** Where the table and the summary are written. Default: stdout. */
   readonly write?: (text: string) => void;
+  /**
+   * Run the peer comparison (bench/peers/) instead of the suite: append, drain, sustained load and latency
+   * through Postbox, Emmett, pg-boss and graphile-worker on the same server, then Postbox ÷ the best peer.
+   * `only` then picks among `append,drain,sustained,latency` (or their `peers_` keys). Default `false`.
+   */
+  readonly peers?: boolean;
   /** Extra scenario modules to run after the built-in ones (e.g. from a feature that is not merged yet). */
   readonly extraScenarios?: readonly ScenarioModule[];
 }
@@ -52,13 +58,23 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchOutcome
   const startedAt = new Date();
   const name = options.name ?? `${startedAt.toISOString().slice(0, 19).replace(/:/g, '-')}Z`;
   const outDir = path.resolve(options.outDir ?? 'bench/results');
-  const modules = [...allScenarios, ...(options.extraScenarios ?? [])];
+  // The peers (Emmett, pg-boss…) are loaded only for --peers: the suite's own run does not import them.
+  const peers = options.peers ? await import('./peers/scenarios.ts') : undefined;
+  const modules = peers
+    ? [...peers.peerScenarios, ...(options.extraScenarios ?? [])]
+    : [...allScenarios, ...(options.extraScenarios ?? [])];
+  // With --peers, `--only drain` means `peers_drain`, and the summary always runs (it reads the others).
+  const only = options.peers
+    ? options.only && [
+        ...options.only.map((key) => (key.startsWith('peers_') ? key : `peers_${key}`)),
+        'peers_summary',
+      ]
+    : options.only;
   const known = new Set(modules.flatMap((module) => module.keys));
-  for (const key of options.only ?? []) {
+  for (const key of only ?? []) {
     if (!known.has(key)) throw new Error(`Unknown scenario "${key}"; known: ${[...known].join(', ')}`);
   }
-  const selected = (module: ScenarioModule) =>
-    !options.only || module.keys.some((key) => options.only?.includes(key));
+  const selected = (module: ScenarioModule) => !only || module.keys.some((key) => only.includes(key));
 
   const machine = describeMachine();
   const code = await describeCode();
@@ -69,6 +85,8 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchOutcome
   );
   const sections: Record<string, Record<string, unknown>> = {};
   const rows: TableRow[] = [];
+  /** The rows of each module, for the per-scenario tables of `--peers`. */
+  const tables: Array<{ title: string; rows: readonly TableRow[] }> = [];
   const bars: ThroughputBar[] = [];
   const latency: LatencyBar[] = [];
   const targets: TargetCheck[] = [];
@@ -118,6 +136,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchOutcome
           }
         }
         rows.push(...output.rows);
+        tables.push({ title: module.title, rows: output.rows });
         bars.push(...(output.bars ?? []));
         latency.push(...(output.latency ?? []));
         targets.push(...(output.targets ?? []));
@@ -128,14 +147,16 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchOutcome
           sections[key] = { status: 'failed', error: message };
           failed.push(key);
         }
-        rows.push({
+        const failedRow: TableRow = {
           scenario: module.title,
           figure: '',
           median: 'failed',
           spread: message.slice(0, 60),
           ratio: '',
           target: '',
-        });
+        };
+        rows.push(failedRow);
+        tables.push({ title: module.title, rows: [failedRow] });
       }
       // The 1-minute load average around each scenario: a busy neighbour shows up here.
       const elapsedMs = performance.now() - started;
@@ -165,6 +186,17 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchOutcome
     scenarioTimings: timings,
     mode: plan.mode,
     scale: plan.scale,
+    ...(peers
+      ? {
+          peers: peers.peerSystems.map((system) => ({
+            key: system.key,
+            label: system.label,
+            version: system.version,
+            ordered: system.ordered,
+            settings: system.settings,
+          })),
+        }
+      : {}),
     plan,
     machine: { ...machine, postgres },
     code,
@@ -201,7 +233,9 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchOutcome
     }),
   );
 
-  const table = renderTable(rows);
+  const table = options.peers
+    ? tables.map(({ title, rows: tableRows }) => `## ${title}\n\n${renderTable(tableRows)}`).join('\n\n')
+    : renderTable(rows);
   const targetLines = targets.map((target) => `${target.met ? '✓' : '✗'} ${target.name}: ${target.actual}`);
   for (const { scenario, error } of backgroundErrors) {
     targetLines.push(`⚠ unhandled rejection during ${scenario}: ${error.split('\n')[0]}`);

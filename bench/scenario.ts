@@ -72,6 +72,42 @@ export interface BenchPlan {
     /** Measured window of the 25 % load level (commit → received by an independent consumer). */
     readonly latencySeconds: number;
   };
+  /** `--peers`: the same four scenarios through Postbox and its peers (bench/peers/). */
+  readonly peers: {
+    /** Rounds of every scenario (a fresh database per system and round); the tables show medians. */
+    readonly rounds: number;
+    /** Handlers running at once in every system (workers, partitions, localConcurrency). */
+    readonly consumerConcurrency: number;
+    readonly append: {
+      readonly concurrencies: readonly number[];
+      readonly warmupSeconds: number;
+      readonly roundSeconds: number;
+    };
+    readonly drain: {
+      readonly events: number;
+      /** Streams (keys) the backlog is spread over, `events / streams` events each. */
+      readonly streams: number;
+      /** A drain still running after this long is stopped and reported as time-boxed (not scaled). */
+      readonly maxSeconds: number;
+    };
+    readonly sustained: {
+      readonly writers: number;
+      /** Streams each writer owns (round-robin), so every stream gets many versions. */
+      readonly streamsPerWriter: number;
+      readonly seconds: number;
+      /** After the writers stop, how long to wait for the last effects before counting the rest lost. */
+      readonly settleSeconds: number;
+    };
+    readonly latency: {
+      /** Events (transactions) committed per second, open loop. */
+      readonly rate: number;
+      readonly warmupSeconds: number;
+      readonly seconds: number;
+      readonly maxInFlight: number;
+      /** After the window, how long to wait for the last handlers to start (the rest count as missing). */
+      readonly settleSeconds: number;
+    };
+  };
   /** Scenario 6: subscribers of the `events` subscription on a `postbox serve --no-workers` child process. */
   readonly subscriptions: {
     /** Subscribers over graphql-sse (each its own HTTP connection). */

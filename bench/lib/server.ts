@@ -11,8 +11,11 @@ import { silentLogger } from '../../src/logger.ts';
 /** The Postgres server the bench runs on: a fresh embedded one, or one given by `--database-url`. */
 export interface BenchServer {
   readonly kind: 'embedded' | 'external';
-  /** Creates a fresh database, migrated (Postbox + graphile-worker) and with the bench's own tables. */
-  createDatabase(label: string): Promise<BenchDatabase>;
+  /**
+   * Creates a fresh database with the bench's own tables, migrated (Postbox + graphile-worker) unless
+   * `options.migrate` is `false` (a peer system's database: only its own schema goes there).
+   */
+  createDatabase(label: string, options?: { readonly migrate?: boolean }): Promise<BenchDatabase>;
   /** Server facts for the results file. */
   describe(): Promise<ServerFacts>;
   /** Drops what the bench created; stops and deletes an embedded server. */
@@ -139,7 +142,7 @@ export async function startBenchServer(databaseUrl: string | undefined): Promise
 
   return {
     kind,
-    async createDatabase(label) {
+    async createDatabase(label, options) {
       const started = performance.now();
       const name = `${prefix}_${++counter}_${label.replace(/[^a-z0-9_]/gi, '_').toLowerCase()}`.slice(0, 63);
       await admin((client) => client.query(`create database ${name}`));
@@ -149,7 +152,7 @@ export async function startBenchServer(databaseUrl: string | undefined): Promise
       setupPool.on('error', () => undefined);
       setupPool.on('connect', (client) => client.on('error', () => undefined));
       try {
-        await migrate({ pool: setupPool, lines: SERVICE_LINES });
+        if (options?.migrate ?? true) await migrate({ pool: setupPool, lines: SERVICE_LINES });
         await setupPool.query(BENCH_SCHEMA);
       } finally {
         await setupPool.end();

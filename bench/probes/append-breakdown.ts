@@ -31,6 +31,21 @@ await pool.query("select setval('outbox.relay_sleeping', 0)");
 await pool.query(
   'create table bench.events_copy (like outbox.events including defaults including constraints including indexes including identity)',
 );
+// The same table with the wake-up decided inside a PL/pgSQL trigger body, as before migration 000014 (which
+// moved it into the trigger's WHEN condition, evaluated by the executor without calling the function).
+await pool.query(`create function bench.wake_relay_plpgsql() returns trigger language plpgsql as $$
+  declare mode text := coalesce(current_setting('postbox.notify', true), '');
+  begin
+    if mode = 'always' or (mode <> 'never' and (select last_value from outbox.relay_sleeping) <> 0) then
+      perform pg_notify('postbox_events', '');
+    end if;
+    return null;
+  end $$`);
+await pool.query(
+  'create table bench.events_plpgsql (like outbox.events including defaults including constraints including indexes including identity)',
+);
+await pool.query(`create trigger events_wake_relay after insert on bench.events_plpgsql for each statement
+  execute function bench.wake_relay_plpgsql()`);
 
 /** pg: BEGIN; order; `statement`; COMMIT. */
 async function pgTransaction(statement: (order: Order) => [string, unknown[]]): Promise<void> {
@@ -104,6 +119,7 @@ const variants: Record<string, () => Promise<void>> = {
   },
   'pg: events-shaped table, its indexes': () => pgTransaction(eventInsert('bench.events_copy')),
   'pg: outbox.events (+ wake-up trigger)': () => pgTransaction(eventInsert('outbox.events')),
+  'pg: same, check in a PL/pgSQL body': () => pgTransaction(eventInsert('bench.events_plpgsql')),
   'pg: + stream row (appendEvents SQL)': () => pgTransaction(appendStatement),
   'pg: optimistic, no stream row': () => pgTransaction(optimisticStatement),
   'appendEvents (Kysely)': async () => {

@@ -10,6 +10,7 @@ interface BenchFlags {
   name?: string;
   only?: string;
   progress: boolean;
+  peers?: boolean;
 }
 
 /**
@@ -34,6 +35,10 @@ export function registerBenchCommand(program: Command): void {
       '--only <keys>',
       'comma-separated scenario keys: baseline,append,drain,latency,graphql_shop,subscriptions,notify,webhook,broker',
     )
+    .option(
+      '--peers',
+      'compare with Emmett, pg-boss and graphile-worker instead (scenarios append,drain,sustained,latency)',
+    )
     .option('--no-progress', 'no progress output')
     .action(async (flags: BenchFlags) => {
       const runBench = await loadBench();
@@ -42,6 +47,7 @@ export function registerBenchCommand(program: Command): void {
         scale: flags.scale,
         outDir: flags.out,
         progress: flags.progress,
+        peers: flags.peers ?? false,
         ...(flags.databaseUrl ? { databaseUrl: flags.databaseUrl } : {}),
         ...(flags.name ? { name: flags.name } : {}),
         ...(flags.only ? { only: flags.only.split(',').map((key) => key.trim()) } : {}),
@@ -59,6 +65,7 @@ type RunBench = (options: {
   scale: number;
   outDir: string;
   progress: boolean;
+  peers: boolean;
   databaseUrl?: string;
   name?: string;
   only?: string[];

@@ -34,6 +34,7 @@ export const DEFAULTS = Object.freeze({
     timeoutMs: 30_000,
     onExhausted: 'dead_letter' as const,
     startFrom: 'beginning' as const,
+    asyncCommit: false,
     retry: Object.freeze({ maxAttempts: 8, initialDelayMs: 1000, maxDelayMs: 300_000, jitter: 0.2 }),
   }),
   /** Per destination (`defineDestination`, `createDestination`). */

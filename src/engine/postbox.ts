@@ -186,12 +186,18 @@ export async function startPostbox(options: PostboxOptions): Promise<Postbox> {
   ]);
   // Each process refreshes its definitions every poll interval: the lease spans several of them.
   const definitionLeaseMs = Math.max(DEFAULTS.definitionLeaseMs, pollIntervalMs * 5);
-  await checkLogOrder(db);
-  await registerConsumers(db, options.consumers, definitionLeaseMs);
   const deliverDestinations = options.deliverDestinations ?? true;
   const addressPolicy = options.destinationAddressPolicy ?? {};
-  if (deliverDestinations && options.destinations?.length) {
-    await registerDestinations(db, options.destinations, { addressPolicy });
+  try {
+    await checkLogOrder(db);
+    await registerConsumers(db, options.consumers, definitionLeaseMs);
+    if (deliverDestinations && options.destinations?.length) {
+      await registerDestinations(db, options.destinations, { addressPolicy });
+    }
+  } catch (error) {
+    // A pool this call opened is this call's to close: the caller never got a handle to stop.
+    await ownPool?.end().catch(() => undefined);
+    throw error;
   }
   const unguard = (options.guardWorkerRejections ?? true) ? guardWorkerRejections(logger) : () => {};
   // Resolved once graphile-worker's utilities exist (the runner needs the task, the task needs addJobs).

@@ -194,6 +194,59 @@ describe('batches are capped by bytes as well as by count', () => {
   });
 });
 
+describe('a blocked stream catches up in byte-capped batches too', () => {
+  it('the events that waited behind a failed one go in several delivery transactions, in order', async () => {
+    const s = await createTestDatabase({ poolSize: 8 });
+    const Big = defineEvent({
+      type: 'BigBlocked',
+      streamType: 'big',
+      schema: z.object({ blob: z.string() }),
+    });
+    const seen: Array<{ version: number; xid: string }> = [];
+    let failFirst = true;
+    const engine = await startPostbox({
+      pool: s.pool,
+      pollIntervalMs: 100,
+      concurrency: 1,
+      consumers: [
+        defineConsumer({
+          name: 'bulky-blocked',
+          on: [Big],
+          partitions: 1,
+          batchSize: 100,
+          batchBytes: 1024 * 1024,
+          retry: { maxAttempts: 5, initialDelayMs: 200, maxDelayMs: 200, jitter: 0 },
+          async handle(event, trx) {
+            if (event.streamVersion === 1 && failFirst) {
+              failFirst = false;
+              throw new Error('the first attempt fails: the stream waits behind it');
+            }
+            const { rows } = await sql<{ xid: string }>`select pg_current_xact_id()::text as xid`.execute(
+              trx,
+            );
+            seen.push({ version: event.streamVersion, xid: rows[0]?.xid as string });
+          },
+        }),
+      ],
+    });
+    try {
+      // 12 events of 300 kB (uncompressible): the retry of the first reads the 11 behind it as well.
+      const events = Array.from({ length: 12 }, () =>
+        Big.create('one', { blob: randomBytes(225_000).toString('base64') }),
+      );
+      await s.db.transaction().execute((trx) => appendEvents(trx, events));
+      await waitFor('all delivered', async () => seen.length >= 12, 30_000);
+      expect(seen.map((row) => row.version)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+      const perTransaction = new Map<string, number>();
+      for (const row of seen) perTransaction.set(row.xid, (perTransaction.get(row.xid) ?? 0) + 1);
+      expect(Math.max(...perTransaction.values())).toBeLessThanOrEqual(4);
+    } finally {
+      await engine.stop();
+      await s.drop();
+    }
+  });
+});
+
 describe('failure storms stay cheap', () => {
   it('a careful rerun (a savepoint per handler) takes at most 64 handlers per transaction', async () => {
     const s = await createTestDatabase({ poolSize: 8 });

@@ -8,7 +8,7 @@ import { appendEvents } from '../../src/engine/outbox/append.ts';
 import { READABLE_HORIZON } from '../../src/engine/outbox/horizon.ts';
 import { type Postbox, startPostbox } from '../../src/engine/postbox.ts';
 import { createEffectsTable, effectsConsumer, Ticked } from '../fixtures/effects.ts';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+import { createTestDatabase, type TestDatabase, withAdmin } from '../helpers/db.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 let t: TestDatabase;
@@ -71,6 +71,28 @@ describe('consumer registration', () => {
     const { rows } = await sql<{ n: string }>`select count(*)::text as n from outbox.consumer_partitions
       where consumer = 'fixed'`.execute(t.db);
     expect(rows[0]?.n).toBe('4');
+  });
+
+  it('a start that fails closes the pool it opened itself (connectionString)', async () => {
+    await registerConsumers(t.db, [effectsConsumer({ name: 'fixed-own', partitions: 4 })]);
+    const name = new URL(t.url).pathname.slice(1);
+    const since = await withAdmin(
+      async (admin) => (await admin.query('select clock_timestamp() as at')).rows[0].at,
+    );
+    await expect(
+      startPostbox({
+        connectionString: t.url,
+        consumers: [effectsConsumer({ name: 'fixed-own', partitions: 8 })],
+      }),
+    ).rejects.toBeInstanceOf(ConfigError);
+    // Sessions opened since the failed start (this test's own pool is idle meanwhile): none may remain.
+    const { rows } = await withAdmin((admin) =>
+      admin.query<{ n: number }>(
+        'select count(*)::int as n from pg_stat_activity where datname = $1 and backend_start >= $2',
+        [name, since],
+      ),
+    );
+    expect(rows[0]?.n).toBe(0);
   });
 
   it('rejects bad consumer definitions', () => {

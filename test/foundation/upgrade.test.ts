@@ -78,6 +78,7 @@ describe('upgrading a database created by Postbox 0.1', () => {
       'outbox/000007_relay_sleep_flag.sql',
       'outbox/000010_destinations.sql',
       'outbox/000011_broker_destinations.sql',
+      'outbox/000014_wake_trigger_when.sql',
       'outbox/000015_kafka_destinations.sql',
       'shop/000003_idempotency_per_caller.sql',
     ]);

@@ -186,13 +186,14 @@ export class Batch {
       if (this.#stopped) return true;
       if (this.#carefulBudgetSpent()) return true;
       await this.#engineStatements();
-      const rows = await readStreamBacklog(trx, {
+      const { rows, limited } = await readStreamBacklog(trx, {
         streamType: block.stream_type,
         streamId: block.stream_id,
         fromVersion: block.stream_version,
         checkpoint: this.#checkpoint,
         eventTypes: this.#liveTypes,
         limit: consumer.batchSize,
+        batchBytes: consumer.batchBytes,
       });
       let stoppedAt: EventRow | undefined;
       let delivered: EventRow | undefined;
@@ -256,7 +257,7 @@ export class Batch {
       if (stoppedAt) continue; // still blocked, at stoppedAt (#recordFailure updated the row)
       await this.#engineStatements();
       const last = rows.at(-1);
-      if (rows.length === consumer.batchSize && last) {
+      if (limited && last) {
         // Not caught up yet: keep the stream blocked, due now, from the next version.
         await advanceBlockedStream(trx, {
           consumer: consumer.name,

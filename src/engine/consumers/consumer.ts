@@ -79,6 +79,19 @@ export interface ConsumerOptions<D extends EventDefinition, DB = OutboxDatabase>
   /** A handler call taking longer fails (and is retried). Default `30000` ms. */
   readonly timeoutMs?: number;
   /**
+   * Commit delivery transactions without waiting for their WAL flush (`synchronous_commit = off` for
+   * those transactions only). Each commit then costs the database no flush wait, which leaves more of it
+   * to the application's writers while the consumer keeps up with them. Default `false`.
+   *
+   * What it gives up: if the database server crashes (not the application), the delivery transactions of
+   * its last few hundred ms (up to 3 × `wal_writer_delay`) are lost — the handler's writes and the
+   * checkpoint together, never one without the other — and those events are delivered again. Safe for
+   * handlers whose writes only they read: projections, read models, counters, caches. Not for handlers
+   * that append events or whose writes other transactions act on durably (a lost transaction's writes were
+   * visible before the crash), nor for handlers that call other systems.
+   */
+  readonly asyncCommit?: boolean;
+  /**
    * Handles one event. Runs inside the delivery transaction: its writes, the consumer's checkpoint and any
    * events it appends commit together, so a crash means redelivery and never a half-done effect. Throwing
    * rolls back its writes and schedules a retry.
@@ -99,6 +112,8 @@ export interface ConsumerDefinition {
   readonly batchSize: number;
   readonly batchBytes: number;
   readonly timeoutMs: number;
+  /** Delivery transactions commit without waiting for their WAL flush (see {@link ConsumerOptions.asyncCommit}). */
+  readonly asyncCommit: boolean;
   /**
    * The handler acts outside the database (a destination's HTTP request): each event runs behind its own
    * savepoint from the start (a failure never reruns the batch, which would send its deliveries again), a
@@ -170,6 +185,7 @@ export function defineConsumer<D extends EventDefinition, DB = OutboxDatabase>(
     batchSize,
     batchBytes,
     timeoutMs,
+    asyncCommit: options.asyncCommit ?? defaults.asyncCommit,
     handle: options.handle as ConsumerDefinition['handle'],
   });
 }

@@ -84,6 +84,7 @@ export async function drainPartition(
                 consumer.timeoutMs + 1000,
               ),
               lockWait,
+              asyncCommit: consumer.asyncCommit,
             }),
           )
           .execute(trx);

@@ -179,6 +179,8 @@ export function destinationConsumer(
     // The request's own timeout always comes first; past this the engine abandons the transaction.
     timeoutMs: timeoutMs + 5000,
     deliversOutside: true,
+    // A checkpoint lost in a server crash would send the deliveries again: keep commits durable.
+    asyncCommit: false,
     handle: handle as ConsumerDefinition['handle'],
   });
 }

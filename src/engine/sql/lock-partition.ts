@@ -13,6 +13,11 @@ export interface LockPartitionInput {
    * process, lost host) loses its session — and the partition's lock with it — after this long idle.
    */
   readonly idleTimeoutMs: number;
+  /**
+   * Commit without waiting for the WAL flush (`synchronous_commit = off` for this transaction); otherwise
+   * the session's setting stands.
+   */
+  readonly asyncCommit?: boolean;
 }
 
 /**
@@ -26,6 +31,7 @@ export function lockPartitionStatement(input: LockPartitionInput): string {
   return `select set_config('statement_timeout', '${Math.trunc(input.statementTimeoutMs)}', true),
                  set_config('idle_in_transaction_session_timeout', '${Math.trunc(input.idleTimeoutMs)}', true),
                  set_config('lock_timeout', '${input.lockWait.replace(/[^0-9a-z]/g, '')}', true),
+                 ${input.asyncCommit ? "set_config('synchronous_commit', 'off', true)," : ''}
                  pg_advisory_xact_lock(${partitionLockArgs(input.consumer, input.partition)});
           savepoint batch`;
 }
