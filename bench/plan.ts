@@ -45,6 +45,7 @@ export function makePlan(quick: boolean, scale = 1): BenchPlan {
           latencySeconds: seconds(3),
           outageSeconds: seconds(5),
         },
+        broker: { events: events(2000), streams: 200, latencySeconds: seconds(2) },
         peers: {
           rounds: 1,
           consumerConcurrency: 8,
@@ -94,6 +95,7 @@ export function makePlan(quick: boolean, scale = 1): BenchPlan {
           latencySeconds: seconds(10),
           outageSeconds: seconds(30),
         },
+        broker: { events: events(20_000), streams: 500, latencySeconds: seconds(10) },
         peers: {
           rounds: rounds(3),
           consumerConcurrency: 8,

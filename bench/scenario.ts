@@ -63,6 +63,15 @@ export interface BenchPlan {
     /** How long the receiver answers 503. */
     readonly outageSeconds: number;
   };
+  /** Scenario 9: broker destinations (NATS JetStream, RabbitMQ) against the same client's raw publishing. */
+  readonly broker: {
+    /** Backlog published flat out, by Postbox and by the raw client (events/s). */
+    readonly events: number;
+    /** Streams the events are spread over. */
+    readonly streams: number;
+    /** Measured window of the 25 % load level (commit → received by an independent consumer). */
+    readonly latencySeconds: number;
+  };
   /** `--peers`: the same four scenarios through Postbox and its peers (bench/peers/). */
   readonly peers: {
     /** Rounds of every scenario (a fresh database per system and round); the tables show medians. */

@@ -1,5 +1,6 @@
 import type { ScenarioModule } from '../scenario.ts';
 import { appendScenario } from './append.scenario.ts';
+import { brokerScenario } from './broker.scenario.ts';
 import { drainScenario } from './drain.scenario.ts';
 import { latencyScenario } from './latency.scenario.ts';
 import { notifyScenario } from './notify.scenario.ts';
@@ -19,4 +20,5 @@ export const scenarios: readonly ScenarioModule[] = [
   subscriptionsScenario,
   notifyScenario,
   webhookScenario,
+  brokerScenario,
 ];

@@ -33,7 +33,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--name <name>', 'file name of the results, without extension (default: the start time)')
     .option(
       '--only <keys>',
-      'comma-separated scenario keys: baseline,append,drain,latency,graphql_shop,subscriptions,notify,webhook',
+      'comma-separated scenario keys: baseline,append,drain,latency,graphql_shop,subscriptions,notify,webhook,broker',
     )
     .option(
       '--peers',

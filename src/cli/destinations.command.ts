@@ -68,6 +68,7 @@ function describe(destination: DestinationView): string {
     ...(destination.exchange
       ? [`  exchange ${destination.exchange}  routing key ${destination.routingKey}`]
       : []),
+    ...(destination.topic ? [`  topic ${destination.topic}`] : []),
     `  state ${destination.state}${destination.stateReason ? ` (${destination.stateReason})` : ''}`,
     `  circuit ${circuit.state} since ${circuit.since.toISOString()}, ${circuit.consecutiveFailures} consecutive failures` +
       (circuit.openUntil ? `, open until ${circuit.openUntil.toISOString()}` : ''),
@@ -91,6 +92,7 @@ interface SettingOptions {
   createStream?: boolean;
   exchange?: string;
   routingKey?: string;
+  topic?: string;
 }
 
 function addSettingOptions(command: Command): Command {
@@ -106,7 +108,8 @@ function addSettingOptions(command: Command): Command {
     .option('--subject <template>', 'nats: subject template (default postbox.{streamType}.{type})')
     .option('--create-stream', 'nats: create the JetStream stream when none captures the subjects')
     .option('--exchange <name>', 'rabbitmq: durable topic exchange (default postbox)')
-    .option('--routing-key <template>', 'rabbitmq: routing key template (default {streamType}.{type})');
+    .option('--routing-key <template>', 'rabbitmq: routing key template (default {streamType}.{type})')
+    .option('--topic <template>', 'kafka: topic template (default postbox.{streamType})');
 }
 
 function settingsOf(options: SettingOptions): DestinationPatch {
@@ -138,6 +141,7 @@ function settingsOf(options: SettingOptions): DestinationPatch {
     ...(options.createStream ? { createStream: true } : {}),
     ...(options.exchange ? { exchange: options.exchange } : {}),
     ...(options.routingKey ? { routingKey: options.routingKey } : {}),
+    ...(options.topic ? { topic: options.topic } : {}),
   };
 }
 
@@ -145,7 +149,7 @@ function settingsOf(options: SettingOptions): DestinationPatch {
 export function registerDestinationsCommand(program: Command): void {
   const destinations = program
     .command('destinations')
-    .description('outside systems that receive the log (signed webhooks, NATS JetStream, RabbitMQ)');
+    .description('outside systems that receive the log (signed webhooks, NATS JetStream, RabbitMQ, Kafka)');
   destinations
     .command('list', { isDefault: true })
     .description('every destination: state, circuit, lag, dead letters, last error')
@@ -181,9 +185,9 @@ export function registerDestinationsCommand(program: Command): void {
       .description('create a destination; prints its signing secret once (webhooks)')
       .requiredOption(
         '--url <url>',
-        'http(s) URL, nats://[user:pass@]host:port or amqp://user:pass@host/vhost',
+        'http(s) URL, nats://[user:pass@]host:port, amqp://user:pass@host/vhost or kafka://[user:pass@]host:port[,host:port]',
       )
-      .option('--kind <kind>', 'webhook, nats or rabbitmq', 'webhook')
+      .option('--kind <kind>', 'webhook, nats, rabbitmq or kafka', 'webhook')
       .option('--from <start>', 'now (default) or beginning', 'now')
       .option('--max-in-flight <n>', 'requests in flight at most, fixed at creation (default 8)'),
   ).action((name: string, options: SettingOptions & { kind: string; from: string; maxInFlight?: string }) =>

@@ -31,6 +31,7 @@ function view(
     createStream: null,
     exchange: null,
     routingKey: null,
+    topic: null,
     filter: { types: ['OrderPlaced', 'payments.PaymentCaptured'], streamTypes: null },
     state: 'active',
     stateReason: null,
@@ -92,7 +93,7 @@ describe('event contracts', () => {
     }
   });
 
-  it('the AsyncAPI 3.0 document of NATS, RabbitMQ and webhook destinations validates with @asyncapi/parser', async () => {
+  it('the AsyncAPI 3.0 document of NATS, RabbitMQ, Kafka and webhook destinations validates with @asyncapi/parser', async () => {
     const contracts = eventContracts([OrderPlaced, PaymentCaptured]);
     const document = asyncApiDocument(contracts, [
       view({
@@ -107,6 +108,12 @@ describe('event contracts', () => {
         url: 'amqp://rabbit.internal:5672/prod',
         exchange: 'postbox',
         routingKey: '{streamType}.{streamId}',
+      }),
+      view({
+        name: 'stream',
+        kind: 'kafka',
+        url: 'kafkas://kafka-1.internal:9093,kafka-2.internal:9093?sasl=scram-sha-512',
+        topic: 'postbox.{streamType}',
       }),
       view({
         name: 'crm',
@@ -127,8 +134,15 @@ describe('event contracts', () => {
     ).toEqual([
       ['bus', 'postbox.{streamType}.{type}'],
       ['rabbit', '{streamType}.{streamId}'],
+      ['stream', 'postbox.{streamType}'],
       ['crm', '/hooks/postbox'],
     ]);
+    const kafkaServer = parsed?.servers().get('stream');
+    expect([kafkaServer?.host(), kafkaServer?.protocol()]).toEqual(['kafka-1.internal:9093', 'kafka-secure']);
+    const kafkaMessage = parsed?.channels().get('stream')?.messages().all()[0];
+    const kafkaHeaders = kafkaMessage?.headers()?.json() as { properties: object } | undefined;
+    expect(Object.keys(kafkaHeaders?.properties ?? {})).toContain('ce_id');
+    expect(kafkaMessage?.bindings().get('kafka')?.value()).toMatchObject({ key: { type: 'string' } });
     const bus = parsed?.channels().get('bus');
     expect(
       bus
@@ -138,6 +152,6 @@ describe('event contracts', () => {
     ).toEqual(['OrderPlaced', 'payments.PaymentCaptured']);
     const payload = bus?.messages().all()[0]?.payload()?.json() as { required: string[] };
     expect(payload.required).toEqual(['orderId', 'lines']);
-    expect(parsed?.operations().all()).toHaveLength(3);
+    expect(parsed?.operations().all()).toHaveLength(4);
   });
 });

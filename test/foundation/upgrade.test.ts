@@ -80,6 +80,7 @@ describe('upgrading a database created by Postbox 0.1', () => {
       'outbox/000011_broker_destinations.sql',
       'outbox/000012_log_cost_by_type.sql',
       'outbox/000014_wake_trigger_when.sql',
+      'outbox/000015_kafka_destinations.sql',
       'shop/000003_idempotency_per_caller.sql',
     ]);
     const status = await migrationStatus({ pool: t.pool, lines: SERVICE_LINES });

@@ -1,4 +1,4 @@
-import { existsSync, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -8,6 +8,7 @@ import { SERVICE_LINES } from '../../src/db/migration-lines.ts';
 import { migrate } from '../../src/engine/db/migrate.ts';
 import { createPool } from '../../src/engine/db/pool.ts';
 import { silentLogger } from '../../src/logger.ts';
+import { dockerRuntimeLikely } from './docker.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -107,20 +108,6 @@ async function dropDatabases(adminUrl: string, templateDb: string): Promise<void
   } finally {
     await admin.end();
   }
-}
-
-/**
- * Cheap, synchronous check before touching testcontainers: without any sign of a Docker runtime its
- * strategies fail anyway, and some of them wait on timeouts first.
- */
-function dockerRuntimeLikely(): boolean {
-  if (process.env.DOCKER_HOST || process.env.TESTCONTAINERS_HOST_OVERRIDE) return true;
-  const candidates = ['/var/run/docker.sock', path.join(os.homedir(), '.docker/run/docker.sock')];
-  if (process.env.XDG_RUNTIME_DIR) candidates.push(path.join(process.env.XDG_RUNTIME_DIR, 'docker.sock'));
-  return (
-    candidates.some((file) => existsSync(file)) ||
-    existsSync(path.join(os.homedir(), '.testcontainers.properties'))
-  );
 }
 
 async function tryTestcontainers(): Promise<{ url: string; stop: () => Promise<void> } | undefined> {

@@ -38,7 +38,11 @@ const CE_HEADERS = {
   required: ['ce-specversion', 'ce-id', 'ce-source', 'ce-type', 'ce-subject', 'ce-time', 'content-type'],
   properties: {
     'ce-specversion': { type: 'string', const: '1.0' },
-    'ce-id': { type: 'string', format: 'uuid', description: 'The event id (also Nats-Msg-Id / messageId).' },
+    'ce-id': {
+      type: 'string',
+      format: 'uuid',
+      description: 'The event id (also Nats-Msg-Id / messageId); Kafka: ce_id.',
+    },
     'ce-source': { type: 'string', const: '/postbox' },
     'ce-type': { type: 'string' },
     'ce-subject': { type: 'string', description: '<streamType>/<streamId>' },
@@ -53,6 +57,19 @@ const CE_HEADERS = {
     'content-type': { type: 'string', const: 'application/json' },
   },
 } as const;
+
+/** The same headers under the CloudEvents Kafka binding's `ce_` prefix (`content-type` unchanged). */
+const KAFKA_CE_HEADERS = {
+  type: 'object',
+  required: CE_HEADERS.required.map(kafkaHeaderName),
+  properties: Object.fromEntries(
+    Object.entries(CE_HEADERS.properties).map(([name, schema]) => [kafkaHeaderName(name), schema]),
+  ),
+};
+
+function kafkaHeaderName(name: string): string {
+  return name.startsWith('ce-') ? `ce_${name.slice(3)}` : name;
+}
 
 const TEMPLATE_PARAMETERS: Record<string, string> = {
   streamType: 'The stream type (`.`, spaces and wildcards replaced by `_`).',
@@ -69,7 +86,8 @@ export interface AsyncApiOptions {
 
 /**
  * An AsyncAPI 3.0 document of the destinations: one server and one channel per destination (NATS: the
- * subject template; RabbitMQ: the routing key template on its exchange, with the AMQP binding; webhook:
+ * subject template; RabbitMQ: the routing key template on its exchange, with the AMQP binding; Kafka: the
+ * topic template, `ce_` headers and the key binding; webhook:
  * the URL's path, the CloudEvent in structured mode), one `send` operation per channel, and one message
  * per event type it receives (payload = the type's JSON Schema; broker messages with the `ce-*` headers).
  * URLs are those queries return (no credentials).
@@ -97,25 +115,38 @@ export function asyncApiDocument(
     };
   }
   for (const destination of destinations) {
-    const url = new URL(destination.url);
+    // A kafka URL lists several brokers, which WHATWG URL cannot parse: the server is the first one.
+    const url =
+      destination.kind === 'kafka'
+        ? new URL(destination.url.replace(/^(kafkas?:\/\/[^,/?]+)[^?]*/, '$1'))
+        : new URL(destination.url);
     const protocol =
       destination.kind === 'rabbitmq'
         ? 'amqp'
         : destination.kind === 'nats'
           ? 'nats'
-          : url.protocol.slice(0, -1);
+          : destination.kind === 'kafka'
+            ? url.protocol === 'kafkas:'
+              ? 'kafka-secure'
+              : 'kafka'
+            : url.protocol.slice(0, -1);
     servers[destination.name] = {
       host: url.host,
       protocol,
       ...(destination.kind === 'rabbitmq' && url.pathname.length > 1 ? { pathname: url.pathname } : {}),
-      description: `Destination ${destination.name} (${destination.kind}).`,
+      description:
+        destination.kind === 'kafka'
+          ? `Destination ${destination.name} (kafka; bootstrap brokers ${destination.url}).`
+          : `Destination ${destination.name} (${destination.kind}).`,
     };
     const address =
       destination.kind === 'nats'
         ? (destination.subject ?? '')
         : destination.kind === 'rabbitmq'
           ? (destination.routingKey ?? '')
-          : url.pathname + url.search;
+          : destination.kind === 'kafka'
+            ? (destination.topic ?? '')
+            : url.pathname + url.search;
     const parameters = Object.fromEntries(
       Object.entries(TEMPLATE_PARAMETERS)
         .filter(([name]) => destination.kind !== 'webhook' && address.includes(`{${name}}`))
@@ -137,12 +168,25 @@ export function asyncApiDocument(
                 properties: { data: { $ref: `#/components/schemas/${key}` } },
               },
             }
-          : {
-              name: type,
-              contentType: 'application/json',
-              headers: CE_HEADERS,
-              payload: { $ref: `#/components/schemas/${key}` },
-            }
+          : destination.kind === 'kafka'
+            ? {
+                name: type,
+                contentType: 'application/json',
+                headers: KAFKA_CE_HEADERS,
+                payload: { $ref: `#/components/schemas/${key}` },
+                bindings: {
+                  kafka: {
+                    key: { type: 'string', description: 'The stream id: a stream stays in one partition.' },
+                    bindingVersion: '0.5.0',
+                  },
+                },
+              }
+            : {
+                name: type,
+                contentType: 'application/json',
+                headers: CE_HEADERS,
+                payload: { $ref: `#/components/schemas/${key}` },
+              }
         : { name: type, summary: 'No schema registered in this process for this type.', payload: {} };
     }
     channels[destination.name] = {
@@ -171,7 +215,7 @@ export function asyncApiDocument(
       channel: { $ref: `#/channels/${destination.name}` },
       summary:
         'Postbox publishes each event once confirmed by the previous one of its stream (per-stream order); ' +
-        'a re-send carries the same id (deduplicate on ce-id / webhook-id).',
+        'a re-send carries the same id (deduplicate on ce-id / ce_id / webhook-id).',
       messages: Object.keys(channelMessages).map((key) => ({
         $ref: `#/channels/${destination.name}/messages/${key}`,
       })),

@@ -26,6 +26,7 @@ import {
   toValidationError,
 } from './destination.ts';
 import { DESTINATIONS_CHANGED } from './destination-sync.ts';
+import { kafkaBrokerUrls, parseKafkaUrl } from './kafka-brokers.ts';
 import { readStoredDestinations } from './stored-destination.ts';
 import { classifyResponse, WebhookSender } from './webhook.ts';
 
@@ -52,6 +53,8 @@ export interface DestinationView {
   readonly exchange: string | null;
   /** `rabbitmq`: the routing key template. */
   readonly routingKey: string | null;
+  /** `kafka`: the topic template. */
+  readonly topic: string | null;
   readonly filter: { readonly types: readonly string[]; readonly streamTypes: readonly string[] | null };
   readonly state: 'active' | 'paused' | 'disabled';
   /** Why it is paused or disabled (e.g. `HTTP 410 Gone`). */
@@ -110,7 +113,7 @@ export async function createDestination<DB>(
   options: DestinationAdminOptions = {},
 ): Promise<CreatedDestination> {
   const spec = parseDestinationInput(input);
-  await checkDestinationUrl(spec.settings.url, options.addressPolicy ?? {});
+  await checkAddresses(spec, options.addressPolicy ?? {});
   if (spec.kind !== 'webhook')
     await requireBroker(spec.kind, spec.name, spec.settings, spec.connectionUrl ?? spec.settings.url);
   const secret = spec.secret ?? generateSigningSecret();
@@ -151,6 +154,13 @@ async function insertDestination(
   await sql`insert into outbox.destination_circuits (destination) values (${spec.name})`.execute(trx);
 }
 
+/** The address policy over a destination's URL: each bootstrap broker of a `kafka` one. */
+async function checkAddresses(spec: DestinationSpec, policy: AddressPolicy): Promise<void> {
+  const urls =
+    spec.kind === 'kafka' ? kafkaBrokerUrls(parseKafkaUrl(spec.settings.url)) : [spec.settings.url];
+  for (const url of urls) await checkDestinationUrl(url, policy);
+}
+
 /** Fields {@link updateDestination} can change (kind and maxInFlight are fixed at creation). */
 export type DestinationPatch = Partial<
   Pick<
@@ -166,6 +176,7 @@ export type DestinationPatch = Partial<
     | 'createStream'
     | 'exchange'
     | 'routingKey'
+    | 'topic'
   >
 >;
 
@@ -199,7 +210,7 @@ export async function updateDestination<DB>(
     ...brokerFields(current, patch),
   };
   const spec = parseDestinationInput(merged);
-  if (patch.url !== undefined) await checkDestinationUrl(spec.settings.url, options.addressPolicy ?? {});
+  if (patch.url !== undefined) await checkAddresses(spec, options.addressPolicy ?? {});
   // A broker URL given without credentials keeps the stored ones only when it is the same URL.
   let connectionUrl: string | undefined;
   if (spec.kind !== 'webhook') {
@@ -209,7 +220,8 @@ export async function updateDestination<DB>(
       patch.url !== undefined ||
       patch.subject !== undefined ||
       patch.createStream !== undefined ||
-      patch.exchange !== undefined;
+      patch.exchange !== undefined ||
+      patch.topic !== undefined;
     if (changed) await requireBroker(spec.kind, name, spec.settings, connectionUrl);
   }
   await engineView(db)
@@ -248,8 +260,10 @@ function brokerFields(current: DestinationView, patch: DestinationPatch) {
       exchange: patch.exchange ?? current.exchange ?? undefined,
       routingKey: patch.routingKey ?? current.routingKey ?? undefined,
     };
+  if (current.kind === 'kafka') return { topic: patch.topic ?? current.topic ?? undefined };
   return {
     ...(patch.subject !== undefined ? { subject: patch.subject } : {}),
+    ...(patch.topic !== undefined ? { topic: patch.topic } : {}),
     ...(patch.createStream !== undefined ? { createStream: patch.createStream } : {}),
     ...(patch.exchange !== undefined ? { exchange: patch.exchange } : {}),
     ...(patch.routingKey !== undefined ? { routingKey: patch.routingKey } : {}),
@@ -516,6 +530,7 @@ async function readViews<DB>(db: Kysely<DB>, name: string | undefined): Promise<
       createStream: row.kind === 'nats' ? (row.settings.createStream ?? false) : null,
       exchange: row.settings.exchange ?? null,
       routingKey: row.settings.routingKey ?? null,
+      topic: row.settings.topic ?? null,
       filter: { types: row.event_types, streamTypes: row.stream_types },
       state: row.state,
       stateReason: row.state_reason,
@@ -602,7 +617,7 @@ export async function registerDestinations<DB>(
   options: DestinationAdminOptions = {},
 ): Promise<void> {
   for (const { spec } of definitions) {
-    await checkDestinationUrl(spec.settings.url, options.addressPolicy ?? {});
+    await checkAddresses(spec, options.addressPolicy ?? {});
   }
   await engineView(db)
     .transaction()

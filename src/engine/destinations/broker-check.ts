@@ -1,5 +1,6 @@
 import { ValidationError } from '../errors.ts';
 import type { DestinationKind, DestinationSettings } from './destination.ts';
+import { describeKafkaError, openKafka } from './kafka-transport.ts';
 import { checkNatsTarget, openNats } from './nats-transport.ts';
 import { openAmqp } from './rabbitmq-transport.ts';
 
@@ -7,8 +8,8 @@ import { openAmqp } from './rabbitmq-transport.ts';
 export interface BrokerCheck {
   readonly ok: boolean;
   readonly durationMs: number;
-  /** The field at fault (`url` for connection and credentials, `subject` or `exchange`) and why. */
-  readonly field: 'url' | 'subject' | 'exchange' | undefined;
+  /** The field at fault (`url` for connection and credentials, `subject`, `exchange` or `topic`) and why. */
+  readonly field: 'url' | 'subject' | 'exchange' | 'topic' | undefined;
   readonly error: string | undefined;
 }
 
@@ -16,7 +17,9 @@ export interface BrokerCheck {
  * Connects to a broker destination's broker as delivery would, and checks its target: NATS — the
  * connection (address, credentials) and a JetStream stream capturing the subjects (unless `createStream`);
  * RabbitMQ — the connection (address, credentials, vhost), a confirm channel, and the topic exchange
- * (declared when missing; refused when it exists with another type). Publishes nothing.
+ * (declared when missing; refused when it exists with another type); Kafka — the cluster's metadata
+ * (address, TLS, SASL credentials) and, when the topic template has no placeholder, that the topic exists
+ * (topics are not created). Publishes nothing.
  */
 export async function checkBroker(
   kind: Exclude<DestinationKind, 'webhook'>,
@@ -45,6 +48,28 @@ export async function checkBroker(
       return result('subject', error);
     } finally {
       await nc.close().catch(() => {});
+    }
+  }
+  if (kind === 'kafka') {
+    let producer: Awaited<ReturnType<typeof openKafka>>;
+    try {
+      // Few client retries, so a check answers within a few timeouts (the client turns 0 or 1 into
+      // unlimited retries for an idempotent producer).
+      producer = await openKafka(destination, connectionUrl, settings.timeoutMs, { retries: 2 });
+    } catch (error) {
+      return result('url', error);
+    }
+    try {
+      const topic = settings.topic ?? '';
+      if (!topic.includes('{')) {
+        const metadata = await producer.metadata({ topics: [topic], autocreateTopics: false });
+        if (!metadata.topics.has(topic)) throw new Error(`topic ${topic} does not exist`);
+      }
+      return result(undefined, undefined);
+    } catch (error) {
+      return result('topic', error);
+    } finally {
+      await producer.close(true).catch(() => {});
     }
   }
   let stage: 'url' | 'exchange' = 'url';
@@ -78,7 +103,7 @@ export async function requireBroker(
 }
 
 function describe(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
+  const message = describeKafkaError(error);
   // amqplib's refusals carry the broker's reply text; an unreachable address only an errno.
   const code = (error as { code?: unknown } | undefined)?.code;
   return typeof code === 'string' && !message.includes(code) ? `${code}: ${message}` : message;

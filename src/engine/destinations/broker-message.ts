@@ -8,17 +8,25 @@ export const DEFAULT_RABBITMQ_EXCHANGE = 'postbox';
 /** Default routing key template of a `rabbitmq` destination. */
 export const DEFAULT_RABBITMQ_ROUTING_KEY = '{streamType}.{type}';
 
+/**
+ * Default topic template of a `kafka` destination: one topic per stream type. Not per event type, unlike
+ * the NATS and RabbitMQ defaults: Kafka keeps order only within one partition of one topic, so all the
+ * events of a stream must land in the same topic for the stream-id key to keep them in order.
+ */
+export const DEFAULT_KAFKA_TOPIC = 'postbox.{streamType}';
+
 /** The placeholders a subject or routing key template may use. */
 export const TEMPLATE_PLACEHOLDERS = ['streamType', 'streamId', 'type'] as const;
 
 const placeholder = /\{([^{}]*)\}/g;
 
 /**
- * Why a subject or routing key template is not acceptable, or undefined when it is. Placeholders are
- * `{streamType}`, `{streamId}` and `{type}`; NATS subjects are dot-separated tokens without spaces or
- * wildcards (`*`, `>`), RabbitMQ routing keys at most 255 bytes.
+ * Why a subject, routing key or topic template is not acceptable, or undefined when it is. Placeholders
+ * are `{streamType}`, `{streamId}` and `{type}`; NATS subjects are dot-separated tokens without spaces or
+ * wildcards (`*`, `>`), RabbitMQ routing keys at most 255 bytes, Kafka topics letters, digits, `.`, `_`
+ * and `-` (at most 249, and neither `.` nor `..`).
  */
-export function templateProblem(template: string, kind: 'nats' | 'rabbitmq'): string | undefined {
+export function templateProblem(template: string, kind: 'nats' | 'rabbitmq' | 'kafka'): string | undefined {
   for (const match of template.matchAll(placeholder)) {
     if (!(TEMPLATE_PLACEHOLDERS as readonly string[]).includes(match[1] ?? ''))
       return `unknown placeholder {${match[1]}} (use {streamType}, {streamId}, {type})`;
@@ -30,6 +38,10 @@ export function templateProblem(template: string, kind: 'nats' | 'rabbitmq'): st
     if (/[\s*>]/.test(literal)) return 'a published subject cannot contain spaces or wildcards (* >)';
     if (literal.split('.').some((token) => token === ''))
       return 'has an empty token (.. or a leading/trailing .)';
+  } else if (kind === 'kafka') {
+    if (literal.length === 0 || literal.length > 200) return 'must be 1–200 characters before substitution';
+    if (!/^[A-Za-z0-9._-]+$/.test(literal)) return 'a Kafka topic has only letters, digits, . _ and -';
+    if (literal === '.' || literal === '..') return 'a Kafka topic cannot be . or ..';
   } else {
     if (Buffer.byteLength(literal) > 200) return 'must be at most 200 bytes before substitution';
     if (/[\r\n]/.test(literal)) return 'cannot contain line breaks';
@@ -50,6 +62,21 @@ function token(value: string): string {
 export function renderTemplate(template: string, event: RecordedEvent): string {
   return template.replace(placeholder, (_, name: string) =>
     token(name === 'streamType' ? event.streamType : name === 'streamId' ? event.streamId : event.type),
+  );
+}
+
+/**
+ * The Kafka topic of one event: as {@link renderTemplate}, but a substituted value keeps only the
+ * characters a topic may hold (letters, digits, `_`, `-`); any other, `.` included, becomes `_`.
+ */
+export function renderTopic(template: string, event: RecordedEvent): string {
+  return template.replace(
+    placeholder,
+    (_, name: string) =>
+      (name === 'streamType' ? event.streamType : name === 'streamId' ? event.streamId : event.type).replace(
+        /[^A-Za-z0-9_-]/g,
+        '_',
+      ) || '_',
   );
 }
 
@@ -96,6 +123,29 @@ export function binaryCloudEvent(event: RecordedEvent): { headers: Record<string
     if (typeof value === 'string' && !/[\r\n]/.test(value)) headers[header] = value;
   }
   return { headers, body: Buffer.from(JSON.stringify(event.payload)) };
+}
+
+/**
+ * The CloudEvents Kafka protocol binding's binary mode: the same attributes and extensions as
+ * {@link binaryCloudEvent}, with the binding's `ce_` header prefix (`ce_id`, `ce_type`, …) and
+ * `content-type`; the message key is the stream id and the value the payload as JSON.
+ */
+export function kafkaCloudEvent(event: RecordedEvent): {
+  key: Buffer;
+  headers: Record<string, Buffer>;
+  value: Buffer;
+} {
+  const { headers, body } = binaryCloudEvent(event);
+  return {
+    key: Buffer.from(event.streamId),
+    headers: Object.fromEntries(
+      Object.entries(headers).map(([name, value]) => [
+        name.startsWith('ce-') ? `ce_${name.slice(3)}` : name,
+        Buffer.from(value),
+      ]),
+    ),
+    value: body,
+  };
 }
 
 /** A broker URL without its user and password (what queries return). */

@@ -4,18 +4,21 @@ import type { RetryPolicy } from '../consumers/consumer.ts';
 import { DEFAULTS } from '../defaults.ts';
 import { ValidationError } from '../errors.ts';
 import {
+  DEFAULT_KAFKA_TOPIC,
   DEFAULT_NATS_SUBJECT,
   DEFAULT_RABBITMQ_EXCHANGE,
   DEFAULT_RABBITMQ_ROUTING_KEY,
   templateProblem,
   withoutCredentials,
 } from './broker-message.ts';
+import { KafkaUrlError, kafkaUrlWithoutCredentials, parseKafkaUrl } from './kafka-brokers.ts';
 
 /**
  * Kinds of destination: `webhook` (signed HTTP POSTs), `nats` (JetStream publish, checkpoint after the
- * PubAck), `rabbitmq` (publish on a confirm channel, checkpoint after the broker's confirm).
+ * PubAck), `rabbitmq` (publish on a confirm channel, checkpoint after the broker's confirm), `kafka`
+ * (idempotent producer, `acks=all`, checkpoint after the ack).
  */
-export const DESTINATION_KINDS = ['webhook', 'nats', 'rabbitmq'] as const;
+export const DESTINATION_KINDS = ['webhook', 'nats', 'rabbitmq', 'kafka'] as const;
 /** A destination's kind. */
 export type DestinationKind = (typeof DESTINATION_KINDS)[number];
 
@@ -42,12 +45,14 @@ export interface BreakerPolicy {
 export interface DestinationInput {
   /** Unique among destinations and consumers: lower case letters, digits, `-`, `_`. */
   readonly name: string;
-  /** `webhook`, `nats` or `rabbitmq`. */
+  /** `webhook`, `nats`, `rabbitmq` or `kafka`. */
   readonly kind: DestinationKind;
   /**
    * Where it delivers. `webhook`: the http(s) URL POSTed to (no credentials in it; use `headers`).
    * `nats`: `nats://[user:pass@]host:port` (or `nats://token@host:port`). `rabbitmq`:
-   * `amqp[s]://user:pass@host:port/vhost`. A broker URL's credentials are stored as secrets and never
+   * `amqp[s]://user:pass@host:port/vhost`. `kafka`: the bootstrap brokers, `host:port[,host:port…]` or
+   * `kafka[s]://[user:pass@]host:port[,…][?sasl=plain|scram-sha-256|scram-sha-512]` (SASL default
+   * `scram-sha-512`, port default 9092). A broker URL's credentials are stored as secrets and never
    * returned (queries show the URL without them).
    */
   readonly url: string;
@@ -67,6 +72,13 @@ export interface DestinationInput {
   readonly exchange?: string | undefined;
   /** `rabbitmq`: the routing key template, over `{streamType}`, `{streamId}` and `{type}`. Default `{streamType}.{type}`. */
   readonly routingKey?: string | undefined;
+  /**
+   * `kafka`: the topic template, over `{streamType}`, `{streamId}` and `{type}`. Default
+   * `postbox.{streamType}` (every event of a stream in one topic, so the stream-id key keeps them in one
+   * partition, in order; `{type}` in it would split a stream across topics). Substituted values keep
+   * letters, digits, `_` and `-`; other characters become `_`. The topics are the operator's: not created.
+   */
+  readonly topic?: string | undefined;
   readonly filter: DestinationFilter;
   /** Where a new destination starts: `now` (default) or `beginning` (the whole log). */
   readonly startFrom?: 'now' | 'beginning' | undefined;
@@ -101,6 +113,8 @@ export interface DestinationSettings {
   readonly exchange?: string;
   /** `rabbitmq`: the routing key template. */
   readonly routingKey?: string;
+  /** `kafka`: the topic template. */
+  readonly topic?: string;
 }
 
 /** A validated destination with every default applied (what is stored). */
@@ -175,6 +189,14 @@ function checkKindFields(value: z.infer<typeof baseInputSchema>, context: z.core
   if (value.kind === 'webhook') {
     const parsed = webhookUrl.safeParse(value.url);
     if (!parsed.success) issue('url', parsed.error.issues[0]?.message ?? 'invalid');
+  } else if (value.kind === 'kafka') {
+    try {
+      parseKafkaUrl(value.url);
+    } catch (error) {
+      if (!(error instanceof KafkaUrlError)) throw error;
+      issue('url', error.message);
+    }
+    if (value.headers !== undefined) issue('headers', 'only for webhook destinations');
   } else {
     const protocols = BROKER_PROTOCOLS[value.kind];
     let parsed: URL | undefined;
@@ -185,13 +207,17 @@ function checkKindFields(value: z.infer<typeof baseInputSchema>, context: z.core
       issue('url', `must be a ${protocols.map((p) => `${p}//`).join(' or ')} URL with a host`);
     if (value.headers !== undefined) issue('headers', 'only for webhook destinations');
   }
-  const only = (field: 'subject' | 'createStream' | 'exchange' | 'routingKey', kind: DestinationKind) => {
+  const only = (
+    field: 'subject' | 'createStream' | 'exchange' | 'routingKey' | 'topic',
+    kind: DestinationKind,
+  ) => {
     if (value[field] !== undefined && value.kind !== kind) issue(field, `only for ${kind} destinations`);
   };
   only('subject', 'nats');
   only('createStream', 'nats');
   only('exchange', 'rabbitmq');
   only('routingKey', 'rabbitmq');
+  only('topic', 'kafka');
   if (value.subject !== undefined) {
     const problem = templateProblem(value.subject, 'nats');
     if (problem) issue('subject', problem);
@@ -199,6 +225,10 @@ function checkKindFields(value: z.infer<typeof baseInputSchema>, context: z.core
   if (value.routingKey !== undefined) {
     const problem = templateProblem(value.routingKey, 'rabbitmq');
     if (problem) issue('routingKey', problem);
+  }
+  if (value.topic !== undefined) {
+    const problem = templateProblem(value.topic, 'kafka');
+    if (problem) issue('topic', problem);
   }
 }
 
@@ -214,6 +244,7 @@ const baseInputSchema = z.object({
     .refine((value) => !value.startsWith('amq.'), { message: 'amq.* exchanges are the broker’s' })
     .optional(),
   routingKey: z.string().max(255).optional(),
+  topic: z.string().max(255).optional(),
   filter: z.object({
     types: z.array(typeName).min(1, 'needs at least one event type').max(200),
     streamTypes: z.array(typeName).min(1).max(200).optional(),
@@ -274,12 +305,18 @@ export function parseDestinationInput(input: unknown): DestinationSpec {
             subject: value.subject ?? DEFAULT_NATS_SUBJECT,
             createStream: value.createStream ?? false,
           }
-        : {
-            url: withoutCredentials(value.url),
-            timeoutMs,
-            exchange: value.exchange ?? DEFAULT_RABBITMQ_EXCHANGE,
-            routingKey: value.routingKey ?? DEFAULT_RABBITMQ_ROUTING_KEY,
-          };
+        : value.kind === 'rabbitmq'
+          ? {
+              url: withoutCredentials(value.url),
+              timeoutMs,
+              exchange: value.exchange ?? DEFAULT_RABBITMQ_EXCHANGE,
+              routingKey: value.routingKey ?? DEFAULT_RABBITMQ_ROUTING_KEY,
+            }
+          : {
+              url: kafkaUrlWithoutCredentials(parseKafkaUrl(value.url)),
+              timeoutMs,
+              topic: value.topic ?? DEFAULT_KAFKA_TOPIC,
+            };
   return {
     name: value.name,
     kind: value.kind,

@@ -1,5 +1,6 @@
 import type { DeliveryDeps } from './deliver.ts';
 import { webhookTransport } from './deliver.ts';
+import { kafkaTransport } from './kafka-transport.ts';
 import { natsTransport } from './nats-transport.ts';
 import { rabbitmqTransport } from './rabbitmq-transport.ts';
 import type { StoredDestination } from './stored-destination.ts';
@@ -14,6 +15,8 @@ export function transportFor(destination: StoredDestination, deps: DeliveryDeps)
       return natsTransport(destination.name, destination.settings, connectionUrlOf(destination));
     case 'rabbitmq':
       return rabbitmqTransport(destination.name, destination.settings, connectionUrlOf(destination));
+    case 'kafka':
+      return kafkaTransport(destination.name, destination.settings, connectionUrlOf(destination));
   }
 }
 

@@ -6,17 +6,9 @@ import {
   StorageType,
 } from '@nats-io/jetstream';
 import { connect, type NatsConnection, headers as natsHeaders } from '@nats-io/transport-node';
-import type { RecordedEvent } from '../outbox/event.ts';
 import { binaryCloudEvent, renderTemplate, subjectFilter } from './broker-message.ts';
 import type { DestinationSettings } from './destination.ts';
-import {
-  confirmed,
-  type DestinationTransport,
-  InFlight,
-  TransportClosed,
-  type TransportResult,
-  unconfirmed,
-} from './transport.ts';
+import { brokerTransport, type DestinationTransport, errorMessage } from './transport.ts';
 
 /** No responder on the subject: no stream captures it (or JetStream is off). The client's class is not exported. */
 function isNoStream(error: unknown): boolean {
@@ -111,47 +103,33 @@ export async function ensureStream(
  * `duplicate`). `delivered` only once the PubAck came back; no ack within the timeout, a broken
  * connection or a missing stream is `unavailable` (retried, counted by the circuit).
  *
- * One connection per destination, opened on first use and kept (the client reconnects by itself);
- * {@link DestinationTransport.close} drains it once the publishes in flight are done.
+ * One connection per destination, opened on first use and kept (the client reconnects by itself; see
+ * {@link brokerTransport}); {@link DestinationTransport.close} drains it once the publishes in flight are done.
  */
 export function natsTransport(
   destination: string,
   settings: DestinationSettings,
   connectionUrl: string,
 ): DestinationTransport {
-  let connection: Promise<{ nc: NatsConnection; js: JetStreamClient }> | undefined;
-  const inFlight = new InFlight();
   const subject = settings.subject ?? '';
-
-  const open = () => {
-    connection ??= openNats(connectionUrl, settings.timeoutMs).then(
-      async (nc) => {
-        if (settings.createStream) {
-          try {
-            await ensureStream(nc, destination, settings);
-          } catch (error) {
-            await nc.close().catch(() => {});
-            throw error;
-          }
+  return brokerTransport<{ nc: NatsConnection; js: JetStreamClient }>(destination, {
+    async open() {
+      const nc = await openNats(connectionUrl, settings.timeoutMs);
+      if (settings.createStream) {
+        try {
+          await ensureStream(nc, destination, settings);
+        } catch (error) {
+          await nc.close().catch(() => {});
+          throw error;
         }
-        return { nc, js: jetstream(nc, { timeout: settings.timeoutMs }) };
-      },
-      (error: unknown) => {
-        connection = undefined;
-        throw error;
-      },
-    );
-    return connection;
-  };
-
-  const publish = async (event: RecordedEvent): Promise<TransportResult> => {
-    const started = performance.now();
-    const { headers, body } = binaryCloudEvent(event);
-    const h = natsHeaders();
-    for (const [key, value] of Object.entries(headers)) h.set(key, value);
-    const target = renderTemplate(subject, event);
-    try {
-      const { nc, js } = await open();
+      }
+      return { nc, js: jetstream(nc, { timeout: settings.timeoutMs }) };
+    },
+    async publish({ nc, js }, event) {
+      const { headers, body } = binaryCloudEvent(event);
+      const h = natsHeaders();
+      for (const [key, value] of Object.entries(headers)) h.set(key, value);
+      const target = renderTemplate(subject, event);
       const options = { msgID: event.id, headers: h, timeout: settings.timeoutMs };
       try {
         await js.publish(target, body, options);
@@ -160,27 +138,11 @@ export function natsTransport(
         await ensureStream(nc, destination, settings);
         await js.publish(target, body, options);
       }
-      return confirmed(started);
-    } catch (error) {
-      const message = isNoStream(error)
-        ? `NATS: no JetStream stream captures ${target} (or JetStream is off)`
-        : `NATS: ${error instanceof Error ? error.message : String(error)}`;
-      return unconfirmed(started, message);
-    }
-  };
-
-  return {
-    deliver(event) {
-      if (inFlight.closed) throw new TransportClosed(destination);
-      return inFlight.track(publish(event));
     },
-    async close() {
-      await inFlight.settle();
-      const current = connection;
-      connection = undefined;
-      if (!current) return;
-      const opened = await current.catch(() => undefined);
-      await opened?.nc.close().catch(() => {});
-    },
-  };
+    close: ({ nc }) => nc.close(),
+    describe: (error, event) =>
+      isNoStream(error)
+        ? `NATS: no JetStream stream captures ${renderTemplate(subject, event)} (or JetStream is off)`
+        : `NATS: ${errorMessage(error)}`,
+  });
 }

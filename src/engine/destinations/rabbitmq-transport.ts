@@ -1,15 +1,7 @@
 import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
-import type { RecordedEvent } from '../outbox/event.ts';
 import { binaryCloudEvent, renderTemplate } from './broker-message.ts';
 import type { DestinationSettings } from './destination.ts';
-import {
-  confirmed,
-  type DestinationTransport,
-  InFlight,
-  TransportClosed,
-  type TransportResult,
-  unconfirmed,
-} from './transport.ts';
+import { brokerTransport, type DestinationTransport, errorMessage } from './transport.ts';
 
 /** The `connection_name` a destination's AMQP connection shows in RabbitMQ (`rabbitmqctl list_connections`). */
 export function amqpConnectionName(destination: string): string {
@@ -61,99 +53,69 @@ export async function openAmqp(
  * its backoff, on a new connection — consumers deduplicate on `messageId`, as RabbitMQ may have routed a
  * message whose confirm was lost.
  *
- * One connection and channel per destination, opened on first use and reopened after a loss;
- * {@link DestinationTransport.close} closes them once the publishes in flight are done.
+ * One connection and channel per destination, opened on first use and reopened after a loss (see
+ * {@link brokerTransport}); {@link DestinationTransport.close} closes them once the publishes in flight are
+ * done.
  */
 export function rabbitmqTransport(
   destination: string,
   settings: DestinationSettings,
   connectionUrl: string,
 ): DestinationTransport {
-  const inFlight = new InFlight();
-  let session: Promise<AmqpSession> | undefined;
-  let sessionValue: AmqpSession | undefined;
   const exchange = settings.exchange ?? '';
   const routingKey = settings.routingKey ?? '';
-
-  const open = (): Promise<AmqpSession> => {
-    session ??= openAmqp(destination, connectionUrl, settings).then(
-      ({ connection, channel }) => {
-        const current: AmqpSession = { connection, channel, broken: undefined };
-        const lose = (error?: Error) => {
-          current.broken ??= error ?? new Error('closed');
-          // Forget the session: the next publish reconnects. Unconfirmed publishes fail (amqplib rejects
-          // their callbacks when the channel closes) and are published again by the engine.
-          if (session && current === sessionValue) session = undefined;
-        };
-        connection.on('error', lose);
-        connection.on('close', lose);
-        channel.on('error', lose);
-        channel.on('close', () => lose(new Error('channel closed')));
-        sessionValue = current;
-        return current;
-      },
-      (error: unknown) => {
-        session = undefined;
-        throw error;
-      },
-    );
-    return session;
-  };
-
-  const publish = async (event: RecordedEvent): Promise<TransportResult> => {
-    const started = performance.now();
-    const { headers, body } = binaryCloudEvent(event);
-    const key = renderTemplate(routingKey, event);
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      const current = await open();
+  return brokerTransport<AmqpSession>(destination, {
+    async open(forget) {
+      const { connection, channel } = await openAmqp(destination, connectionUrl, settings);
+      const current: AmqpSession = { connection, channel, broken: undefined };
+      const lose = (error?: Error) => {
+        current.broken ??= error ?? new Error('closed');
+        // amqplib does not reconnect: the next publish opens a new session. Unconfirmed publishes fail
+        // (amqplib rejects their callbacks when the channel closes) and are published again by the engine.
+        forget();
+      };
+      connection.on('error', lose);
+      connection.on('close', lose);
+      channel.on('error', lose);
+      channel.on('close', () => lose(new Error('channel closed')));
+      return current;
+    },
+    async publish(current, event) {
       if (current.broken) throw current.broken;
-      await Promise.race([
-        new Promise<void>((resolve, reject) => {
-          current.channel.publish(
-            exchange,
-            key,
-            body,
-            {
-              persistent: true,
-              messageId: event.id,
-              type: event.type,
-              timestamp: Math.floor(event.occurredAt.getTime() / 1000),
-              contentType: 'application/json',
-              appId: 'postbox',
-              headers,
-            },
-            (error) =>
-              error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve(),
-          );
-        }),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new Error(`no confirm within ${settings.timeoutMs} ms`)),
-            settings.timeoutMs,
-          );
-        }),
-      ]);
-      return confirmed(started);
-    } catch (error) {
-      return unconfirmed(started, `RabbitMQ: ${error instanceof Error ? error.message : String(error)}`);
-    } finally {
-      clearTimeout(timer);
-    }
-  };
-
-  return {
-    deliver(event) {
-      if (inFlight.closed) throw new TransportClosed(destination);
-      return inFlight.track(publish(event));
+      const { headers, body } = binaryCloudEvent(event);
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await Promise.race([
+          new Promise<void>((resolve, reject) => {
+            current.channel.publish(
+              exchange,
+              renderTemplate(routingKey, event),
+              body,
+              {
+                persistent: true,
+                messageId: event.id,
+                type: event.type,
+                timestamp: Math.floor(event.occurredAt.getTime() / 1000),
+                contentType: 'application/json',
+                appId: 'postbox',
+                headers,
+              },
+              (error) =>
+                error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve(),
+            );
+          }),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(
+              () => reject(new Error(`no confirm within ${settings.timeoutMs} ms`)),
+              settings.timeoutMs,
+            );
+          }),
+        ]);
+      } finally {
+        clearTimeout(timer);
+      }
     },
-    async close() {
-      await inFlight.settle();
-      const current = session;
-      session = undefined;
-      if (!current) return;
-      const opened = await current.catch(() => undefined);
-      await opened?.connection.close().catch(() => {});
-    },
-  };
+    close: (current) => current.connection.close(),
+    describe: (error) => `RabbitMQ: ${errorMessage(error)}`,
+  });
 }

@@ -35,6 +35,11 @@ const DestinationKindEnum = builder.enumType('DestinationKind', {
       description:
         'Persistent messages to a topic exchange on a confirm channel; the checkpoint moves after the confirm.',
     },
+    KAFKA: {
+      value: 'kafka' as const,
+      description:
+        'Records keyed by stream id from an idempotent producer with acks=all; the checkpoint moves after the ack.',
+    },
   },
 });
 
@@ -135,6 +140,7 @@ const DestinationRef = builder.objectRef<DestinationView>('Destination').impleme
       nullable: true,
       description: 'RabbitMQ: the routing key template.',
     }),
+    topic: t.exposeString('topic', { nullable: true, description: 'Kafka: the topic template.' }),
     state: t.field({ type: DestinationStateEnum, resolve: (d) => d.state }),
     stateReason: t.exposeString('stateReason', { nullable: true }),
     filter: t.field({ type: FilterRef, resolve: (d) => d.filter }),
@@ -223,6 +229,11 @@ function brokerFields(
       description:
         'RabbitMQ: routing key template over {streamType}, {streamId}, {type}. Default {streamType}.{type}.',
     }),
+    topic: t.string({
+      required: false,
+      description:
+        'Kafka: topic template over {streamType}, {streamId}, {type}. Default postbox.{streamType} (a stream stays in one topic). Topics are not created.',
+    }),
   };
 }
 
@@ -233,7 +244,7 @@ const CreateInput = builder.inputType('CreateDestinationInput', {
     url: t.string({
       required: true,
       description:
-        'http(s) URL (webhook), nats://[user:pass@]host:port, or amqp[s]://user:pass@host:port/vhost.',
+        'http(s) URL (webhook), nats://[user:pass@]host:port, amqp[s]://user:pass@host:port/vhost, or the Kafka bootstrap brokers: host:port[,host:port] or kafka[s]://[user:pass@]host:port[,…][?sasl=plain|scram-sha-256|scram-sha-512].',
     }),
     ...brokerFields(t),
     filter: t.field({ type: FilterInput, required: true }),
@@ -312,11 +323,13 @@ const brokerFieldsOf = (input: {
   createStream?: Optional<boolean>;
   exchange?: Optional<string>;
   routingKey?: Optional<string>;
+  topic?: Optional<string>;
 }) => ({
   ...(typeof input.subject === 'string' ? { subject: input.subject } : {}),
   ...(typeof input.createStream === 'boolean' ? { createStream: input.createStream } : {}),
   ...(typeof input.exchange === 'string' ? { exchange: input.exchange } : {}),
   ...(typeof input.routingKey === 'string' ? { routingKey: input.routingKey } : {}),
+  ...(typeof input.topic === 'string' ? { topic: input.topic } : {}),
 });
 const defined = <T>(value: Optional<T>): T | undefined => (value === null ? undefined : value);
 const headersOf = (headers: Optional<ReadonlyArray<{ name: string; value: string }>>) =>
