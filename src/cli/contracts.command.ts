@@ -17,7 +17,11 @@ export function registerContractsCommand(program: Command): void {
     .command('contracts')
     .description('write the AsyncAPI document of the destinations and the JSON Schema of every event type')
     .option('--out <dir>', 'directory to write asyncapi.json and schemas/<type>/<version>.json into')
-    .action(async (options: { out?: string }) => {
+    .option(
+      '--subscription-endpoint <url>',
+      'the GraphQL endpoint clients use (e.g. https://api.example.com/graphql): the document also describes its events subscription',
+    )
+    .action(async (options: { out?: string; subscriptionEndpoint?: string }) => {
       const config = loadConfig();
       const logger = createLogger({
         ...config,
@@ -26,7 +30,11 @@ export function registerContractsCommand(program: Command): void {
       const database = await openDatabase(config, logger, { shareRunningEmbedded: true });
       try {
         const contracts = eventContracts(SHOP_EVENTS);
-        const document = asyncApiDocument(contracts, await listDestinations(database.db));
+        const document = asyncApiDocument(
+          contracts,
+          await listDestinations(database.db),
+          options.subscriptionEndpoint ? { subscriptionEndpoint: options.subscriptionEndpoint } : {},
+        );
         if (!options.out) {
           process.stdout.write(`${JSON.stringify(document, null, 2)}\n`);
           return;

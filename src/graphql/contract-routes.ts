@@ -11,10 +11,12 @@ const SCHEMA_PATH = /^\/schemas\/([^/]+)\/(\d+)\.json$/;
 
 /**
  * Serves the event contracts over plain HTTP GET, with the API's authentication and scope `events:read`:
- * `/asyncapi.json` (AsyncAPI 3.0 of the destinations) and `/schemas/<type>/<version>.json` (the JSON
+ * `/asyncapi.json` (AsyncAPI 3.0 of the destinations and the `events` subscription) and `/schemas/<type>/<version>.json` (the JSON
  * Schema of one event type at its schema version). Errors are JSON `{ error }` with 401, 403, 404, 429 or 503.
  */
 export function useContractRoutes(options: {
+  /** Path of the GraphQL endpoint, whose `events` subscription the document describes too. */
+  readonly graphqlPath: string;
   readonly db: Db;
   readonly registry: EventRegistry;
   readonly access: AccessControl;
@@ -54,7 +56,11 @@ export function useContractRoutes(options: {
         );
         return;
       }
-      endResponse(json(asyncApiDocument(contracts, await listDestinations(options.db)), 200));
+      // The endpoint as this caller reached it (its host and scheme).
+      const subscriptionEndpoint = new URL(options.graphqlPath, url).toString();
+      endResponse(
+        json(asyncApiDocument(contracts, await listDestinations(options.db), { subscriptionEndpoint }), 200),
+      );
     },
   };
 }

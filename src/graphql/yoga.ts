@@ -289,6 +289,7 @@ export function createGraphqlApi(options: GraphqlApiOptions): GraphqlApi {
       useNoFormBodies(),
       // GET /asyncapi.json and /schemas/<type>/<version>.json (scope events:read), before the GraphQL checks.
       useContractRoutes({
+        graphqlPath: GRAPHQL_PATH,
         db: options.db,
         registry,
         access,

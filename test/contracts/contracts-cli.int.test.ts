@@ -88,8 +88,11 @@ describe('postbox contracts', () => {
     try {
       const document = await api.yoga.fetch('http://postbox.test/asyncapi.json');
       expect(document.status).toBe(200);
-      const { diagnostics } = await new Parser().parse(await document.text());
+      const { document: parsed, diagnostics } = await new Parser().parse(await document.text());
       expect(diagnostics.filter((d) => d.severity === 0)).toEqual([]);
+      // The subscription at the address this caller reached.
+      expect(parsed?.channels().get('events-subscription')?.address()).toBe('/graphql');
+      expect(parsed?.servers().get('graphql-ws')?.host()).toBe('postbox.test');
       const types = (
         await gqlData<{ eventTypes: { name: string; versions: { version: number }[] }[] }>(
           api,

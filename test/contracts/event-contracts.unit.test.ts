@@ -154,4 +154,41 @@ describe('event contracts', () => {
     expect(payload.required).toEqual(['orderId', 'lines']);
     expect(parsed?.operations().all()).toHaveLength(4);
   });
+
+  it('with a subscription endpoint, the GraphQL events subscription is a channel on graphql-ws and graphql-sse', async () => {
+    const contracts = eventContracts([OrderPlaced, PaymentCaptured]);
+    const document = asyncApiDocument(contracts, [], {
+      subscriptionEndpoint: 'https://api.example.com/graphql',
+    });
+    const { document: parsed, diagnostics } = await new Parser().parse(JSON.stringify(document));
+    const errors = diagnostics.filter((d) => d.severity === 0);
+    expect(errors, JSON.stringify(errors, null, 2)).toEqual([]);
+    const channel = parsed?.channels().get('events-subscription');
+    expect(channel?.address()).toBe('/graphql');
+    expect(
+      channel
+        ?.servers()
+        .all()
+        .map((server) => [server.id(), server.protocol(), server.host()]),
+    ).toEqual([
+      ['graphql-ws', 'wss', 'api.example.com'],
+      ['graphql-sse', 'https', 'api.example.com'],
+    ]);
+    // One message per event type; the event's payload is that type's JSON Schema.
+    const messages = channel?.messages().all() ?? [];
+    expect(messages.map((message) => message.name())).toEqual(['OrderPlaced', 'payments.PaymentCaptured']);
+    const envelope = messages[0]?.payload()?.json() as {
+      properties: { data: { properties: { events: { properties: { payload: { required: string[] } } } } } };
+    };
+    expect(envelope.properties.data.properties.events.properties.payload.required).toEqual([
+      'orderId',
+      'lines',
+    ]);
+    expect(
+      parsed
+        ?.operations()
+        .all()
+        .map((operation) => operation.id()),
+    ).toEqual(['send-events-subscription']);
+  });
 });

@@ -82,6 +82,47 @@ export interface AsyncApiOptions {
   readonly title?: string;
   /** The document's `info.version`. Default `1.0.0`. */
   readonly version?: string;
+  /**
+   * The GraphQL endpoint serving the `events` subscription (e.g. `https://api.example.com/graphql`): the
+   * document then describes it as a channel on two servers, graphql-ws (WebSocket) and graphql-sse
+   * (Server-Sent Events), with a message per event type. Default: none (a library embedding the engine
+   * may serve no GraphQL).
+   */
+  readonly subscriptionEndpoint?: string;
+}
+
+/** The `Event` fields of the `events` subscription, as JSON Schema (`payload` is the type's schema). */
+function subscriptionEventSchema(payloadRef: string): Record<string, unknown> {
+  return {
+    type: 'object',
+    description:
+      'One `events` subscription result: `{ data: { events: Event } }`, with the fields the subscription ' +
+      'selected. Resume after a disconnect with `events(after: <cursor>)`: no gap, no duplicate.',
+    properties: {
+      data: {
+        type: 'object',
+        properties: {
+          events: {
+            type: 'object',
+            properties: {
+              id: { type: 'string', format: 'uuid' },
+              cursor: { type: 'string', description: 'Opaque: pass it as `after` to resume.' },
+              position: { type: 'string' },
+              type: { type: 'string' },
+              schemaVersion: { type: 'integer' },
+              streamType: { type: 'string' },
+              streamId: { type: 'string' },
+              streamVersion: { type: 'integer' },
+              occurredAt: { type: 'string', format: 'date-time' },
+              correlationId: { type: ['string', 'null'] },
+              metadata: { type: 'object' },
+              payload: { $ref: payloadRef },
+            },
+          },
+        },
+      },
+    },
+  };
 }
 
 /**
@@ -90,7 +131,8 @@ export interface AsyncApiOptions {
  * topic template, `ce_` headers and the key binding; webhook:
  * the URL's path, the CloudEvent in structured mode), one `send` operation per channel, and one message
  * per event type it receives (payload = the type's JSON Schema; broker messages with the `ce-*` headers).
- * URLs are those queries return (no credentials).
+ * URLs are those queries return (no credentials). With `subscriptionEndpoint`, also the GraphQL `events`
+ * subscription as a channel.
  */
 export function asyncApiDocument(
   contracts: readonly EventContract[],
@@ -218,6 +260,48 @@ export function asyncApiDocument(
         'a re-send carries the same id (deduplicate on ce-id / ce_id / webhook-id).',
       messages: Object.keys(channelMessages).map((key) => ({
         $ref: `#/channels/${destination.name}/messages/${key}`,
+      })),
+    };
+  }
+  if (options.subscriptionEndpoint) {
+    const endpoint = new URL(options.subscriptionEndpoint);
+    const secure = endpoint.protocol === 'https:';
+    servers['graphql-ws'] = {
+      host: endpoint.host,
+      protocol: secure ? 'wss' : 'ws',
+      pathname: endpoint.pathname,
+      description: 'GraphQL over WebSocket (graphql-ws protocol, subprotocol graphql-transport-ws).',
+    };
+    servers['graphql-sse'] = {
+      host: endpoint.host,
+      protocol: secure ? 'https' : 'http',
+      pathname: endpoint.pathname,
+      description: 'GraphQL over Server-Sent Events (graphql-sse, distinct connections mode).',
+    };
+    const channelMessages: Record<string, unknown> = {};
+    for (const contract of contracts) {
+      const key = componentKey(contract.type);
+      channelMessages[key] = {
+        name: contract.type,
+        contentType: 'application/json',
+        payload: subscriptionEventSchema(`#/components/schemas/${key}`),
+      };
+    }
+    channels['events-subscription'] = {
+      address: endpoint.pathname,
+      title: 'GraphQL `events` subscription',
+      description:
+        'subscription { events(after: String, filter: EventFilter, fromBeginning: Boolean) { … } }: every ' +
+        "committed event matching the filter in the log's gap-safe read order; needs a key with events:read.",
+      servers: [{ $ref: '#/servers/graphql-ws' }, { $ref: '#/servers/graphql-sse' }],
+      messages: channelMessages,
+    };
+    operations['send-events-subscription'] = {
+      action: 'send',
+      channel: { $ref: '#/channels/events-subscription' },
+      summary: 'Postbox sends each matching event once, in log order, to every subscriber.',
+      messages: Object.keys(channelMessages).map((key) => ({
+        $ref: `#/channels/events-subscription/messages/${key}`,
       })),
     };
   }
