@@ -18,6 +18,7 @@ const SCENARIO_KEYS = [
   'subscriptions',
   'notify',
   'webhook',
+  'broker',
 ];
 
 describe('postbox bench --quick', () => {
