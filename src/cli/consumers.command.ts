@@ -1,6 +1,4 @@
 import type { Command } from 'commander';
-import { loadConfig } from '../config/config.ts';
-import { openDatabase } from '../db/connect.ts';
 import type { Db } from '../db/database.ts';
 import {
   listConsumers,
@@ -11,18 +9,11 @@ import {
   replayConsumer,
   resumeConsumer,
 } from '../engine/index.ts';
-import { createLogger } from '../logger.ts';
+import { withCommandDatabase } from './command-database.ts';
 import { renderTable } from './table.ts';
 
-async function withDb(work: (db: Db) => Promise<void>): Promise<void> {
-  const config = loadConfig();
-  const logger = createLogger({ ...config, logLevel: config.logLevel === 'info' ? 'warn' : config.logLevel });
-  const database = await openDatabase(config, logger, { shareRunningEmbedded: true });
-  try {
-    await work(database.db);
-  } finally {
-    await database.close();
-  }
+function withDb(work: (db: Db) => Promise<void>): Promise<void> {
+  return withCommandDatabase(({ database }) => work(database.db));
 }
 
 /** An unknown consumer name is an error (non-zero exit) naming the known ones, not an empty answer. */

@@ -1,11 +1,9 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { loadConfig } from '../config/config.ts';
-import { openDatabase } from '../db/connect.ts';
 import { asyncApiDocument, eventContracts, listDestinations } from '../engine/index.ts';
-import { createLogger } from '../logger.ts';
 import { SHOP_EVENTS } from '../shop/shop.events.ts';
+import { withCommandDatabase } from './command-database.ts';
 
 /**
  * `postbox contracts [--out dir]`: the event contracts of this service — `asyncapi.json` (AsyncAPI 3.0 of
@@ -22,13 +20,7 @@ export function registerContractsCommand(program: Command): void {
       'the GraphQL endpoint clients use (e.g. https://api.example.com/graphql): the document also describes its events subscription',
     )
     .action(async (options: { out?: string; subscriptionEndpoint?: string }) => {
-      const config = loadConfig();
-      const logger = createLogger({
-        ...config,
-        logLevel: config.logLevel === 'info' ? 'warn' : config.logLevel,
-      });
-      const database = await openDatabase(config, logger, { shareRunningEmbedded: true });
-      try {
+      await withCommandDatabase(async ({ database }) => {
         const contracts = eventContracts(SHOP_EVENTS);
         const document = asyncApiDocument(
           contracts,
@@ -52,8 +44,6 @@ export function registerContractsCommand(program: Command): void {
         process.stdout.write(
           `wrote ${path.join(options.out, 'asyncapi.json')} and ${contracts.length} schemas under ${path.join(options.out, 'schemas')}\n`,
         );
-      } finally {
-        await database.close();
-      }
+      });
     });
 }

@@ -1,6 +1,4 @@
 import type { Command } from 'commander';
-import { loadConfig } from '../config/config.ts';
-import { openDatabase } from '../db/connect.ts';
 import type { Db } from '../db/database.ts';
 import {
   type AddressPolicy,
@@ -19,17 +17,10 @@ import {
   testDestination,
   updateDestination,
 } from '../engine/index.ts';
-import { createLogger } from '../logger.ts';
+import { withCommandDatabase } from './command-database.ts';
 
-async function withDb(work: (db: Db, policy: AddressPolicy) => Promise<void>): Promise<void> {
-  const config = loadConfig();
-  const logger = createLogger({ ...config, logLevel: config.logLevel === 'info' ? 'warn' : config.logLevel });
-  const database = await openDatabase(config, logger, { shareRunningEmbedded: true });
-  try {
-    await work(database.db, config.destinationAddressPolicy);
-  } finally {
-    await database.close();
-  }
+function withDb(work: (db: Db, policy: AddressPolicy) => Promise<void>): Promise<void> {
+  return withCommandDatabase(({ database, config }) => work(database.db, config.destinationAddressPolicy));
 }
 
 const list = (value: string): string[] =>

@@ -1,26 +1,17 @@
 import type { Command } from 'commander';
 import { createApiKey, listApiKeys, revokeApiKey } from '../auth/api-keys.ts';
 import { SCOPES } from '../auth/principal.ts';
-import { loadConfig } from '../config/config.ts';
-import { openDatabase } from '../db/connect.ts';
 import { SERVICE_LINES } from '../db/migration-lines.ts';
 import { migrate } from '../engine/index.ts';
-import { createLogger } from '../logger.ts';
+import { type CommandContext, withCommandDatabase } from './command-database.ts';
 import { renderTable } from './table.ts';
 
 /** Runs `work` against the configured database (migrated first, so keys can be made before `serve`). */
-async function withDatabase(
-  work: (db: Awaited<ReturnType<typeof openDatabase>>) => Promise<void>,
-): Promise<void> {
-  const config = loadConfig();
-  const logger = createLogger({ ...config, logLevel: config.logLevel === 'info' ? 'warn' : config.logLevel });
-  const database = await openDatabase(config, logger, { shareRunningEmbedded: true });
-  try {
+function withDatabase(work: (database: CommandContext['database']) => Promise<void>): Promise<void> {
+  return withCommandDatabase(async ({ database, logger }) => {
     await migrate({ pool: database.pool, lines: SERVICE_LINES, logger });
     await work(database);
-  } finally {
-    await database.close();
-  }
+  });
 }
 
 /** `postbox keys create|list|revoke`. */

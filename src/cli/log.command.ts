@@ -1,8 +1,6 @@
 import type { Command } from 'commander';
-import { loadConfig } from '../config/config.ts';
-import { openDatabase } from '../db/connect.ts';
 import { rebaseLog } from '../engine/index.ts';
-import { createLogger } from '../logger.ts';
+import { withCommandDatabase } from './command-database.ts';
 
 /** `postbox log …`: maintenance of the event log itself. */
 export function registerLogCommand(program: Command): void {
@@ -20,13 +18,7 @@ export function registerLogCommand(program: Command): void {
       if (!Number.isInteger(lockTimeoutMs) || lockTimeoutMs <= 0) {
         throw new Error(`--lock-timeout must be a positive integer (ms), not ${options.lockTimeout}`);
       }
-      const config = loadConfig();
-      const logger = createLogger({
-        ...config,
-        logLevel: config.logLevel === 'info' ? 'warn' : config.logLevel,
-      });
-      const database = await openDatabase(config, logger, { shareRunningEmbedded: true });
-      try {
+      await withCommandDatabase(async ({ database }) => {
         const client = await database.pool.connect();
         try {
           const result = await rebaseLog(client, { lockTimeoutMs });
@@ -43,8 +35,6 @@ export function registerLogCommand(program: Command): void {
         } finally {
           client.release();
         }
-      } finally {
-        await database.close();
-      }
+      });
     });
 }

@@ -151,99 +151,69 @@ describe('errors outside the handler are attributed to the event that caused the
   });
 });
 
+/**
+ * 12 events of 300 kB of random base64 (Postgres does not compress it: 3.6 MB, 3 per 1 MiB) on one stream,
+ * to a consumer with a 1 MiB batch cap; with `failFirst`, the first attempt of the first event fails, so
+ * the other 11 wait behind it and are read again by its retry. Returns the versions in delivery order and
+ * the most events any one delivery transaction handled.
+ */
+async function deliverBigEvents(name: string, failFirst: boolean) {
+  const s = await createTestDatabase({ poolSize: 8 });
+  const Big = defineEvent({ type: `Big-${name}`, streamType: 'big', schema: z.object({ blob: z.string() }) });
+  const seen: Array<{ version: number; xid: string }> = [];
+  let failing = failFirst;
+  const engine = await startPostbox({
+    pool: s.pool,
+    pollIntervalMs: 100,
+    concurrency: 1,
+    consumers: [
+      defineConsumer({
+        name,
+        on: [Big],
+        partitions: 1,
+        batchSize: 100,
+        batchBytes: 1024 * 1024,
+        retry: { maxAttempts: 5, initialDelayMs: 200, maxDelayMs: 200, jitter: 0 },
+        async handle(event, trx) {
+          if (event.streamVersion === 1 && failing) {
+            failing = false;
+            throw new Error('the first attempt fails: the stream waits behind it');
+          }
+          const { rows } = await sql<{ xid: string }>`select pg_current_xact_id()::text as xid`.execute(trx);
+          seen.push({ version: event.streamVersion, xid: rows[0]?.xid as string });
+        },
+      }),
+    ],
+  });
+  try {
+    const events = Array.from({ length: 12 }, () =>
+      Big.create('one', { blob: randomBytes(225_000).toString('base64') }),
+    );
+    await s.db.transaction().execute((trx) => appendEvents(trx, events));
+    await waitFor('all delivered', async () => seen.length >= 12, 30_000);
+    const perTransaction = new Map<string, number>();
+    for (const row of seen) perTransaction.set(row.xid, (perTransaction.get(row.xid) ?? 0) + 1);
+    return {
+      versions: seen.map((row) => row.version),
+      mostPerTransaction: Math.max(...perTransaction.values()),
+    };
+  } finally {
+    await engine.stop();
+    await s.drop();
+  }
+}
+
 describe('batches are capped by bytes as well as by count', () => {
   it('large events go in several delivery transactions, every one delivered once, in order', async () => {
-    const s = await createTestDatabase({ poolSize: 8 });
-    const Big = defineEvent({ type: 'Big', streamType: 'big', schema: z.object({ blob: z.string() }) });
-    const seen: Array<{ version: number; xid: string }> = [];
-    const engine = await startPostbox({
-      pool: s.pool,
-      pollIntervalMs: 100,
-      concurrency: 1,
-      consumers: [
-        defineConsumer({
-          name: 'bulky',
-          on: [Big],
-          partitions: 1,
-          batchSize: 100,
-          batchBytes: 1024 * 1024,
-          async handle(event, trx) {
-            const { rows } = await sql<{ xid: string }>`select pg_current_xact_id()::text as xid`.execute(
-              trx,
-            );
-            seen.push({ version: event.streamVersion, xid: rows[0]?.xid as string });
-          },
-        }),
-      ],
-    });
-    try {
-      // 12 events of 300 kB of random base64 (Postgres does not compress it): 3.6 MB, 3 per 1 MiB.
-      const events = Array.from({ length: 12 }, () =>
-        Big.create('one', { blob: randomBytes(225_000).toString('base64') }),
-      );
-      await s.db.transaction().execute((trx) => appendEvents(trx, events));
-      await waitFor('all delivered', async () => seen.length >= 12, 30_000);
-      expect(seen.map((row) => row.version)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
-      const perTransaction = new Map<string, number>();
-      for (const row of seen) perTransaction.set(row.xid, (perTransaction.get(row.xid) ?? 0) + 1);
-      expect(Math.max(...perTransaction.values())).toBeLessThanOrEqual(4);
-    } finally {
-      await engine.stop();
-      await s.drop();
-    }
+    const { versions, mostPerTransaction } = await deliverBigEvents('bulky', false);
+    expect(versions).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+    expect(mostPerTransaction).toBeLessThanOrEqual(4);
   });
-});
 
-describe('a blocked stream catches up in byte-capped batches too', () => {
-  it('the events that waited behind a failed one go in several delivery transactions, in order', async () => {
-    const s = await createTestDatabase({ poolSize: 8 });
-    const Big = defineEvent({
-      type: 'BigBlocked',
-      streamType: 'big',
-      schema: z.object({ blob: z.string() }),
-    });
-    const seen: Array<{ version: number; xid: string }> = [];
-    let failFirst = true;
-    const engine = await startPostbox({
-      pool: s.pool,
-      pollIntervalMs: 100,
-      concurrency: 1,
-      consumers: [
-        defineConsumer({
-          name: 'bulky-blocked',
-          on: [Big],
-          partitions: 1,
-          batchSize: 100,
-          batchBytes: 1024 * 1024,
-          retry: { maxAttempts: 5, initialDelayMs: 200, maxDelayMs: 200, jitter: 0 },
-          async handle(event, trx) {
-            if (event.streamVersion === 1 && failFirst) {
-              failFirst = false;
-              throw new Error('the first attempt fails: the stream waits behind it');
-            }
-            const { rows } = await sql<{ xid: string }>`select pg_current_xact_id()::text as xid`.execute(
-              trx,
-            );
-            seen.push({ version: event.streamVersion, xid: rows[0]?.xid as string });
-          },
-        }),
-      ],
-    });
-    try {
-      // 12 events of 300 kB (uncompressible): the retry of the first reads the 11 behind it as well.
-      const events = Array.from({ length: 12 }, () =>
-        Big.create('one', { blob: randomBytes(225_000).toString('base64') }),
-      );
-      await s.db.transaction().execute((trx) => appendEvents(trx, events));
-      await waitFor('all delivered', async () => seen.length >= 12, 30_000);
-      expect(seen.map((row) => row.version)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
-      const perTransaction = new Map<string, number>();
-      for (const row of seen) perTransaction.set(row.xid, (perTransaction.get(row.xid) ?? 0) + 1);
-      expect(Math.max(...perTransaction.values())).toBeLessThanOrEqual(4);
-    } finally {
-      await engine.stop();
-      await s.drop();
-    }
+  it('a blocked stream catches up in byte-capped batches too, in order', async () => {
+    const { versions, mostPerTransaction } = await deliverBigEvents('bulky-blocked', true);
+    expect(versions).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+    expect(mostPerTransaction).toBeLessThanOrEqual(4);
   });
 });
 

@@ -1,9 +1,9 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { freePort, reachable } from '../../bench/lib/brokers.ts';
 
 /**
  * Broker tests run against real brokers: their own `nats-server` (started here, on free ports, with its own
@@ -22,31 +22,8 @@ export const NATS_SERVER_BINARY =
 /** The RabbitMQ the tests use. */
 export const RABBITMQ_URL = process.env.RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 
-/** A free TCP port on 127.0.0.1 (free when asked; the server takes it right after). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
-
-/** Whether something accepts TCP connections at host:port. */
-export function reachable(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host, port });
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(timeoutMs, () => done(false));
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-  });
-}
+// One implementation of the port helpers for the tests and the bench's broker scenario.
+export { freePort, reachable };
 
 /** A `nats-server -js` of the test's own: its port, store and process, stoppable and restartable. */
 export class NatsServer {
