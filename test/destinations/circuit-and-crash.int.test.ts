@@ -1,7 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { z } from 'zod';
 import {
   createDestination,
   type DestinationInput,
@@ -10,11 +9,10 @@ import {
   type Postbox,
   startPostbox,
 } from '../../src/engine/index.ts';
-import { appendEvents } from '../../src/engine/outbox/append.ts';
-import { defineEvent } from '../../src/engine/outbox/event.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { type ReceivedRequest, WebhookReceiver } from '../helpers/webhook-receiver.ts';
+import { appendInterleaved, type CounterEvent, counterEvent } from './destination-fixtures.ts';
 
 const node = path.resolve('node_modules/.bin/node');
 const workerScript = path.resolve('test/fixtures/destination-worker.ts');
@@ -58,9 +56,7 @@ async function stopWorker(child: ChildProcess, signal: NodeJS.Signals): Promise<
   await exited;
 }
 
-function eventType(type: string) {
-  return defineEvent({ type, streamType: type.toLowerCase(), schema: z.object({ n: z.number().int() }) });
-}
+const eventType = counterEvent;
 
 async function receiver(): Promise<WebhookReceiver> {
   const r = new WebhookReceiver();
@@ -81,22 +77,8 @@ async function destination(
   r.secrets = [created.secret];
 }
 
-async function append(
-  definition: ReturnType<typeof eventType>,
-  streams: readonly string[],
-  perStream: number,
-) {
-  const events = [];
-  for (let n = 1; n <= perStream; n++)
-    for (const stream of streams) events.push(definition.create(stream, { n }));
-  const ids: string[] = [];
-  for (let i = 0; i < events.length; i += 10) {
-    const chunk = events.slice(i, i + 10);
-    await t.db.transaction().execute((trx) => appendEvents(trx, chunk));
-    ids.push(...chunk.map((event) => event.id as string));
-  }
-  return ids;
-}
+const append = (definition: CounterEvent, streams: readonly string[], perStream: number) =>
+  appendInterleaved(t.db, definition, streams, perStream, 10);
 
 /** The first acknowledgement of each webhook-id, per stream, must come in version order. */
 function expectFirstAcksInOrder(requests: readonly ReceivedRequest[]): void {

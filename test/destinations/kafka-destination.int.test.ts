@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Admin, Consumer, type Message, MessagesStreamModes } from '@platformatic/kafka';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { z } from 'zod';
 import {
   createDestination,
   type DestinationInput,
@@ -11,12 +10,11 @@ import {
   testDestination,
   ValidationError,
 } from '../../src/engine/index.ts';
-import { appendEvents } from '../../src/engine/outbox/append.ts';
-import { defineEvent } from '../../src/engine/outbox/event.ts';
 import { freePort } from '../helpers/brokers.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { kafkaForTests } from '../helpers/kafka.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { appendInterleaved, counterEvent } from './destination-fixtures.ts';
 
 // A real broker or none: KAFKA_BROKERS, else a testcontainers Kafka when Docker is reachable.
 const kafka = await kafkaForTests();
@@ -37,27 +35,9 @@ afterAll(async () => {
   if (kafka.brokers !== undefined) await kafka.stop();
 }, 120_000);
 
-function eventType(type: string) {
-  return defineEvent({ type, streamType: type.toLowerCase(), schema: z.object({ n: z.number().int() }) });
-}
+const eventType = counterEvent;
 
-async function append(
-  db: TestDatabase['db'],
-  definition: ReturnType<typeof eventType>,
-  streams: readonly string[],
-  perStream: number,
-): Promise<string[]> {
-  const events = [];
-  for (let n = 1; n <= perStream; n++)
-    for (const stream of streams) events.push(definition.create(stream, { n }));
-  const ids: string[] = [];
-  for (let i = 0; i < events.length; i += 50) {
-    const chunk = events.slice(i, i + 50);
-    await db.transaction().execute((trx) => appendEvents(trx, chunk));
-    ids.push(...chunk.map((event) => event.id as string));
-  }
-  return ids;
-}
+const append = appendInterleaved;
 
 describe('Kafka destinations: checks at creation (no broker needed)', () => {
   const base = { name: 'kafka-bad', kind: 'kafka', filter: { types: ['KafkaBad'] } } as const;

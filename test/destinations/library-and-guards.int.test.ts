@@ -1,6 +1,5 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { z } from 'zod';
 import {
   createDestination,
   type DestinationInput,
@@ -13,11 +12,11 @@ import {
   updateDestination,
 } from '../../src/engine/index.ts';
 import { appendEvents } from '../../src/engine/outbox/append.ts';
-import { defineEvent } from '../../src/engine/outbox/event.ts';
 import { createMetrics } from '../../src/observability/metrics.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { WebhookReceiver } from '../helpers/webhook-receiver.ts';
+import { counterEvent } from './destination-fixtures.ts';
 
 let t: TestDatabase;
 const receivers: WebhookReceiver[] = [];
@@ -32,9 +31,7 @@ afterAll(async () => {
   await t?.drop();
 });
 
-function eventType(type: string) {
-  return defineEvent({ type, streamType: type.toLowerCase(), schema: z.object({ n: z.number().int() }) });
-}
+const eventType = counterEvent;
 
 async function receiver(): Promise<WebhookReceiver> {
   const r = new WebhookReceiver();

@@ -3,7 +3,6 @@ import path from 'node:path';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { z } from 'zod';
 import {
   createDestination,
   type DestinationAttempt,
@@ -17,12 +16,11 @@ import {
   updateDestination,
   ValidationError,
 } from '../../src/engine/index.ts';
-import { appendEvents } from '../../src/engine/outbox/append.ts';
-import { defineEvent } from '../../src/engine/outbox/event.ts';
 import { childEnv, cliEntry, runNode } from '../foundation/processes.ts';
 import { NATS_SERVER_BINARY, NatsServer, SKIP_BROKER_TESTS } from '../helpers/brokers.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { appendInterleaved, counterEvent } from './destination-fixtures.ts';
 
 const skip = SKIP_BROKER_TESTS && !NATS_SERVER_BINARY;
 if (skip)
@@ -74,29 +72,9 @@ afterAll(async () => {
   await t?.drop();
 }, 60_000);
 
-/** An event type of its own per test (and so a subject and stream of its own). */
-function eventType(type: string) {
-  return defineEvent({ type, streamType: type.toLowerCase(), schema: z.object({ n: z.number().int() }) });
-}
+const eventType = counterEvent;
 
-/** Appends `perStream` events to each stream, interleaved, in transactions of up to 50. */
-async function append(
-  db: TestDatabase['db'],
-  definition: ReturnType<typeof eventType>,
-  streams: readonly string[],
-  perStream: number,
-): Promise<string[]> {
-  const events = [];
-  for (let n = 1; n <= perStream; n++)
-    for (const stream of streams) events.push(definition.create(stream, { n }));
-  const ids: string[] = [];
-  for (let i = 0; i < events.length; i += 50) {
-    const chunk = events.slice(i, i + 50);
-    await db.transaction().execute((trx) => appendEvents(trx, chunk));
-    ids.push(...chunk.map((event) => event.id as string));
-  }
-  return ids;
-}
+const append = appendInterleaved;
 
 interface StoredMessage {
   readonly id: string;

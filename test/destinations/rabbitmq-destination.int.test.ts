@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import amqp, { type Channel, type ChannelModel, type ConsumeMessage } from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { z } from 'zod';
 import {
   createDestination,
   type DestinationAttempt,
@@ -16,8 +15,6 @@ import {
   testDestination,
   ValidationError,
 } from '../../src/engine/index.ts';
-import { appendEvents } from '../../src/engine/outbox/append.ts';
-import { defineEvent } from '../../src/engine/outbox/event.ts';
 import { createTestApi, gqlData } from '../graphql/graphql-fixtures.ts';
 import {
   closeRabbitConnections,
@@ -28,6 +25,7 @@ import {
 } from '../helpers/brokers.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { appendInterleaved, type CounterEvent, counterEvent } from './destination-fixtures.ts';
 
 const brokerUrl = new URL(RABBITMQ_URL);
 const available = await reachable(brokerUrl.hostname, Number(brokerUrl.port || 5672));
@@ -83,26 +81,10 @@ afterAll(async () => {
   await t?.drop();
 }, 60_000);
 
-function eventType(type: string) {
-  return defineEvent({ type, streamType: type.toLowerCase(), schema: z.object({ n: z.number().int() }) });
-}
+const eventType = counterEvent;
 
-async function append(
-  definition: ReturnType<typeof eventType>,
-  streams: readonly string[],
-  perStream: number,
-): Promise<string[]> {
-  const events = [];
-  for (let n = 1; n <= perStream; n++)
-    for (const stream of streams) events.push(definition.create(stream, { n }));
-  const ids: string[] = [];
-  for (let i = 0; i < events.length; i += 50) {
-    const chunk = events.slice(i, i + 50);
-    await t.db.transaction().execute((trx) => appendEvents(trx, chunk));
-    ids.push(...chunk.map((event) => event.id as string));
-  }
-  return ids;
-}
+const append = (definition: CounterEvent, streams: readonly string[], perStream: number) =>
+  appendInterleaved(t.db, definition, streams, perStream);
 
 /** A queue of the test's own bound to the exchange, consumed by amqplib into `received` (arrival order). */
 async function bindQueue(

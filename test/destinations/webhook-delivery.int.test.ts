@@ -1,7 +1,6 @@
 import { sql } from 'kysely';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { z } from 'zod';
 import {
   ConflictError,
   type CreatedDestination,
@@ -20,11 +19,10 @@ import {
   startPostbox,
   ValidationError,
 } from '../../src/engine/index.ts';
-import { appendEvents } from '../../src/engine/outbox/append.ts';
-import { defineEvent } from '../../src/engine/outbox/event.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { type ReceivedRequest, WebhookReceiver } from '../helpers/webhook-receiver.ts';
+import { appendInterleaved, type CounterEvent, counterEvent } from './destination-fixtures.ts';
 
 let t: TestDatabase;
 let postbox: Postbox;
@@ -60,10 +58,7 @@ afterAll(async () => {
   await t?.drop();
 });
 
-/** An event type of its own per test, so destinations do not see each other's events. */
-function eventType(type: string) {
-  return defineEvent({ type, streamType: type.toLowerCase(), schema: z.object({ n: z.number().int() }) });
-}
+const eventType = counterEvent;
 
 async function receiver(): Promise<WebhookReceiver> {
   const r = new WebhookReceiver();
@@ -85,23 +80,8 @@ async function destination(
   return created;
 }
 
-/** Appends `perStream` events to each of `streams` streams, interleaved, in transactions of up to 10. */
-async function append(
-  definition: ReturnType<typeof eventType>,
-  streams: readonly string[],
-  perStream: number,
-): Promise<string[]> {
-  const events = [];
-  for (let n = 1; n <= perStream; n++)
-    for (const stream of streams) events.push(definition.create(stream, { n }));
-  const ids: string[] = [];
-  for (let i = 0; i < events.length; i += 10) {
-    const chunk = events.slice(i, i + 10);
-    await t.db.transaction().execute((trx) => appendEvents(trx, chunk));
-    ids.push(...chunk.map((event) => event.id as string));
-  }
-  return ids;
-}
+const append = (definition: CounterEvent, streams: readonly string[], perStream: number) =>
+  appendInterleaved(t.db, definition, streams, perStream, 10);
 
 /**
  * Checks that every stream's events were first acknowledged in version order. A later acknowledgement of
