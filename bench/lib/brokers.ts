@@ -41,20 +41,10 @@ export function reachable(host: string, port: number, timeoutMs = 1000): Promise
 }
 
 /**
- * A `nats-server -js` of the bench's own, on a free port with its own store directory (as the tests do,
- * so the machine's NATS is never touched). `stop` kills it and removes the store.
+ * Resolves once a spawned nats-server (stderr piped) logs that it is ready; rejects with its log if it
+ * exits first or is not ready within 20 s. Its later output is drained.
  */
-export async function startNatsServer(): Promise<{ url: string; stop: () => Promise<void> }> {
-  if (!NATS_SERVER_BINARY) throw new Error('nats-server not found');
-  const port = await freePort();
-  const store = mkdtempSync(path.join(os.tmpdir(), 'postbox-bench-nats-'));
-  const child: ChildProcess = spawn(
-    NATS_SERVER_BINARY,
-    ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', store],
-    {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    },
-  );
+export async function waitForNatsReady(child: ChildProcess): Promise<void> {
   let log = '';
   child.stderr?.setEncoding('utf8');
   await new Promise<void>((resolve, reject) => {
@@ -73,6 +63,24 @@ export async function startNatsServer(): Promise<{ url: string; stop: () => Prom
   });
   child.stderr?.removeAllListeners('data');
   child.stderr?.resume();
+}
+
+/**
+ * A `nats-server -js` of the bench's own, on a free port with its own store directory (as the tests do,
+ * so the machine's NATS is never touched). `stop` kills it and removes the store.
+ */
+export async function startNatsServer(): Promise<{ url: string; stop: () => Promise<void> }> {
+  if (!NATS_SERVER_BINARY) throw new Error('nats-server not found');
+  const port = await freePort();
+  const store = mkdtempSync(path.join(os.tmpdir(), 'postbox-bench-nats-'));
+  const child: ChildProcess = spawn(
+    NATS_SERVER_BINARY,
+    ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', store],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
+  await waitForNatsReady(child);
   return {
     url: `nats://127.0.0.1:${port}`,
     async stop() {

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { freePort, reachable } from '../../bench/lib/brokers.ts';
+import { freePort, reachable, waitForNatsReady } from '../../bench/lib/brokers.ts';
 
 /**
  * Broker tests run against real brokers: their own `nats-server` (started here, on free ports, with its own
@@ -64,24 +64,7 @@ export class NatsServer {
     if (this.#auth) args.push('--user', this.#auth.user, '--pass', this.#auth.pass);
     const child = spawn(NATS_SERVER_BINARY as string, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     this.#process = child;
-    let log = '';
-    child.stderr?.setEncoding('utf8');
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`nats-server did not start:\n${log}`)), 20_000);
-      child.stderr?.on('data', (chunk: string) => {
-        log += chunk;
-        if (log.includes('Server is ready')) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      child.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`nats-server exited (${code}):\n${log}`));
-      });
-    });
-    child.stderr?.removeAllListeners('data');
-    child.stderr?.resume();
+    await waitForNatsReady(child);
   }
 
   /** Stops the server (SIGKILL by default: an outage, not a shutdown). */
