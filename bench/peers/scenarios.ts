@@ -747,6 +747,18 @@ type Section = Record<string, unknown>;
 function summaryComparisons(earlier: Readonly<Record<string, Section>>): Comparison[] {
   const comparisons: Comparison[] = [];
   const others = peerSystems.filter((system) => system.key !== 'postbox');
+  /** One peer's figure in a comparison. */
+  const peerEntry = (system: PeerSystem, value: number, correct: boolean, note: string) => ({
+    key: system.key,
+    label: system.label,
+    value,
+    correct,
+    ordered: system.ordered,
+    note,
+  });
+  /** A peer's figure judged by that scenario's own correctness check. */
+  const judged = (system: PeerSystem, value: number, c: Correctness) =>
+    peerEntry(system, value, isCorrect(c), correctnessNote(system, c));
   const append = earlier.peers_append;
   if (append?.status === 'ok') {
     const variants = append.variants as Record<string, { byConcurrency: Record<string, Summary> }>;
@@ -756,15 +768,8 @@ function summaryComparisons(earlier: Readonly<Record<string, Section>>): Compari
         figure: `Append c=${concurrency} tx/s (raw ${formatCount(value('raw'))})`,
         higherIsBetter: true,
         postbox: value('postbox'),
-        peers: others.map((system) => ({
-          key: system.key,
-          label: system.label,
-          value: value(system.key),
-          // Append alone checks no delivery: every peer counts as correct here.
-          correct: true,
-          ordered: system.ordered,
-          note: '',
-        })),
+        // Append alone checks no delivery: every peer counts as correct here.
+        peers: others.map((system) => peerEntry(system, value(system.key), true, '')),
       });
     }
   }
@@ -783,17 +788,9 @@ function summaryComparisons(earlier: Readonly<Record<string, Section>>): Compari
       figure: 'Drain events/s',
       higherIsBetter: true,
       postbox: Number(drain.postbox?.median ?? 0),
-      peers: others.map((system) => {
-        const c = correctnessOf(drain[system.key]);
-        return {
-          key: system.key,
-          label: system.label,
-          value: Number(drain[system.key]?.median ?? 0),
-          correct: isCorrect(c),
-          ordered: system.ordered,
-          note: correctnessNote(system, c),
-        };
-      }),
+      peers: others.map((system) =>
+        judged(system, Number(drain[system.key]?.median ?? 0), correctnessOf(drain[system.key])),
+      ),
     });
   }
   const sustained = bySystem(earlier.peers_sustained);
@@ -807,17 +804,9 @@ function summaryComparisons(earlier: Readonly<Record<string, Section>>): Compari
         figure,
         higherIsBetter: true,
         postbox: value('postbox'),
-        peers: others.map((system) => {
-          const c = correctnessOf(sustained[system.key]);
-          return {
-            key: system.key,
-            label: system.label,
-            value: value(system.key),
-            correct: isCorrect(c),
-            ordered: system.ordered,
-            note: correctnessNote(system, c),
-          };
-        }),
+        peers: others.map((system) =>
+          judged(system, value(system.key), correctnessOf(sustained[system.key])),
+        ),
       });
     }
   }
@@ -838,14 +827,8 @@ function summaryComparisons(earlier: Readonly<Record<string, Section>>): Compari
           const c = sustained ? correctnessOf(sustained[system.key]) : undefined;
           const missing = Number(latency[system.key]?.missing ?? 0);
           const correct = missing === 0 && (c ? isCorrect(c) : true);
-          return {
-            key: system.key,
-            label: system.label,
-            value: value(system.key),
-            correct,
-            ordered: system.ordered,
-            note: missing > 0 ? `${missing} never handled` : c ? correctnessNote(system, c) : '',
-          };
+          const note = missing > 0 ? `${missing} never handled` : c ? correctnessNote(system, c) : '';
+          return peerEntry(system, value(system.key), correct, note);
         }),
       });
     }
