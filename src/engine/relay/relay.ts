@@ -237,7 +237,10 @@ export class Relay {
       this.options.logger.warn({ err: error }, 'relay: fast-forward of idle checkpoints failed');
     }
     const targets = await pollPartitions(client);
-    await scheduleDrains(this.options.addJobs, targets);
+    // Through the hand-off like a scan's: under steady writes every partition is behind at each poll, and
+    // a queued job for a partition already draining here only costs a job round trip.
+    const queued = this.options.handoff ? this.options.handoff(targets) : targets;
+    await scheduleDrains(this.options.addJobs, queued);
     this.options.onActivity?.('poll', targets.length);
   }
 
