@@ -30,9 +30,24 @@ function statementName(text: string): string {
   return name;
 }
 
-/** The client Kysely sees: marked statements go through pg's named (prepared) query form. */
+/** What pg resolves for a statement without rows, answered locally for a BEGIN not sent yet. */
+const noRows = (command: string) => ({ command, rowCount: null, oid: 0, rows: [], fields: [] });
+
+/**
+ * The client Kysely sees. Two round-trip savings, invisible to the caller:
+ *
+ * - Marked statements ({@link PREPARE}) go through pg's named (prepared) query form.
+ * - A transaction's `begin` (what Kysely sends, alone, for `transaction()` and `startTransaction()`) is held
+ *   and sent in the same simple-protocol message as the transaction's first statement when that one has no
+ *   parameters (`begin;<statement>`), as the engine's delivery transactions do: their first statement sets
+ *   the timeouts and takes the partition lock. Otherwise the `begin` goes first, on its own, as before. The
+ *   transaction starts before the statement either way, and a statement that fails leaves it open and
+ *   aborted, as it would have. node-postgres does not pipeline, so a held `begin` is the only way to share
+ *   the round trip; a hand-written pipeline would duplicate the driver.
+ */
 class PreparingClient implements PostgresPoolClient {
   readonly #client: pg.PoolClient;
+  #beginHeld = false;
 
   constructor(client: pg.PoolClient) {
     this.#client = client;
@@ -46,6 +61,26 @@ class PreparingClient implements PostgresPoolClient {
   // biome-ignore lint/suspicious/noExplicitAny: mirrors pg's overloaded query signature that Kysely calls.
   query(...args: any[]): any {
     const [text, values] = args;
+    const plain =
+      typeof text === 'string' && args.length <= 2 && (values === undefined || values.length === 0);
+    if (plain && text === 'begin' && !this.#beginHeld) {
+      this.#beginHeld = true;
+      return Promise.resolve(noRows('BEGIN'));
+    }
+    if (this.#beginHeld) {
+      this.#beginHeld = false;
+      // An empty transaction: nothing was sent, nothing to end.
+      if (plain && (text === 'commit' || text === 'rollback'))
+        return Promise.resolve(noRows(text.toUpperCase()));
+      if (plain && !text.startsWith(PREPARE)) {
+        return this.#client.query(`begin;${text}`).then((results) => {
+          // pg answers a multi-statement message with one result per statement: drop the BEGIN's.
+          const all = results as unknown as pg.QueryResult[];
+          return all.length === 2 ? all[1] : all.slice(1);
+        });
+      }
+      return this.#client.query('begin').then(() => this.query(...args));
+    }
     if (typeof text === 'string' && text.startsWith(PREPARE)) {
       return this.#client.query({ name: statementName(text), text, values });
     }
@@ -54,6 +89,7 @@ class PreparingClient implements PostgresPoolClient {
   }
 
   release(destroy?: boolean | Error): void {
+    this.#beginHeld = false;
     this.#client.release(destroy);
   }
 }
