@@ -336,14 +336,18 @@ export class Batch {
 
   async saveCheckpoint(): Promise<void> {
     if (!this.#checkpointMoved && this.handled === 0) return;
-    const { trx, consumer, partition } = this.#context;
-    await this.#engineStatements();
+    const { trx, consumer, partition, options } = this.#context;
     await saveCheckpoint(trx, {
       consumer: consumer.name,
       partition,
       checkpoint: this.#checkpoint,
       handled: this.handled,
+      // The switch back to the engine's timeout rides with the checkpoint (one round trip fewer).
+      ...(this.#timeoutOf === 'engine'
+        ? {}
+        : { statementTimeoutMs: options.statementTimeoutMs ?? DEFAULTS.statementTimeoutMs }),
     });
+    this.#timeoutOf = 'engine';
   }
 
   nextRetryAt(): Date | undefined {

@@ -16,8 +16,20 @@ export const LEADER_LOCK_KEY = 0x70627278;
  * partition is an integer — so the lock can ride in a multi-statement simple-protocol round trip.
  */
 export function partitionLockArgs(consumer: string, partition: number): string {
-  if (!/^[a-z][a-z0-9_-]{0,62}$/.test(consumer) || !Number.isInteger(partition)) {
+  return `hashtext('postbox:${checkedConsumerName(consumer)}'), ${checkedPartition(consumer, partition)}`;
+}
+
+/**
+ * A consumer name fit to inline in a statement's text between single quotes (a simple-protocol round trip
+ * carries no parameters): what `defineConsumer` accepts — lower-case letters, digits, `-`, `_`.
+ */
+export function checkedConsumerName(consumer: string): string {
+  if (!/^[a-z][a-z0-9_-]{0,62}$/.test(consumer)) throw new TypeError(`invalid consumer name ${consumer}`);
+  return consumer;
+}
+
+function checkedPartition(consumer: string, partition: number): number {
+  if (!Number.isInteger(partition))
     throw new TypeError(`invalid consumer partition ${consumer}/${partition}`);
-  }
-  return `hashtext('postbox:${consumer}'), ${partition}`;
+  return partition;
 }
