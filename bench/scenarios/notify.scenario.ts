@@ -1,3 +1,4 @@
+import { pauseConsumer } from '../../src/engine/consumers/admin.ts';
 import { defineConsumer } from '../../src/engine/consumers/consumer.ts';
 import { createDb } from '../../src/engine/db/database.ts';
 import { type Postbox, startPostbox } from '../../src/engine/postbox.ts';
@@ -184,6 +185,9 @@ async function startRelay(database: BenchDatabase, name: string, onWakeup: () =>
     ...postbox,
     async stop() {
       await stop();
+      // Paused, the round's consumer is no longer scheduled: the next round's relay would otherwise
+      // enqueue drain jobs for it (no process runs it any more) at every scan.
+      await pauseConsumer(createDb(pool), name);
       await pool.end();
     },
   };
