@@ -37,15 +37,15 @@ type LoopEnd = 'done' | 'requeued';
  * Pacing of a partition that news keeps arriving for. Every drain costs four round trips and a commit
  * whatever its size; under sustained writes, draining again at once after each commit took 1–3 events per
  * transaction and cut the writers' throughput to about 55 % on 2 cores (bench/probes/delivery-under-load.ts).
- * So after LINGER_AFTER drains in a row that ended with news waiting, the next one first waits
- * LINGER_FACTOR × the last drain's duration, at most MAX_LINGER_MS, and takes more events in one
- * transaction. The wait scales with how slow drains are (on a fast, idle system a few milliseconds; under
- * CPU contention longer), and a partition that gets an event now and then is drained at once: at 25 % load
- * the commit → handler p99 stayed within the suite's target.
+ * So when a drain ends with news waiting, the next one first waits LINGER_FACTOR × the last drain's
+ * duration (at most MAX_LINGER_MS) and takes more events in one transaction — but only if, at the rate the
+ * partition has been receiving events, the wait gathers LINGER_MIN_EVENTS or more: a partition that gets an
+ * event now and then (200 events/s over 8 partitions) is drained at once, as before. The wait scales with
+ * how slow drains are: on a fast, idle system a few milliseconds, under CPU contention longer.
  */
-const LINGER_AFTER = 2;
 const LINGER_FACTOR = 3;
 const MAX_LINGER_MS = 50;
+const LINGER_MIN_EVENTS = 2;
 
 /** Delay of the queued drain that hands a partition over to another definition's code, ms. */
 const HAND_OVER_DELAY_MS = 250;
@@ -154,20 +154,26 @@ export class DrainRunner {
     const state = { again: false };
     this.#active.set(key(target), state);
     try {
-      let streak = 0; // drains in a row that ended with news waiting
-      for (;;) {
+      // Events handled since the first drain began (what was waiting before it says nothing of the rate).
+      const tally = { handled: 0 };
+      const since = performance.now();
+      for (let first = true; ; first = false) {
         state.again = false;
         const started = performance.now();
-        const end = await this.#drainLoop(target, addJobs, deadline);
+        const end = await this.#drainLoop(target, addJobs, deadline, first ? undefined : tally);
         if (end === 'requeued' || !state.again || this.#stopping) return;
         if (deadline !== undefined && Date.now() >= deadline) {
           await scheduleDrains(addJobs, [target]);
           return;
         }
-        if (++streak > LINGER_AFTER) {
-          await this.#linger(Math.min(MAX_LINGER_MS, LINGER_FACTOR * (performance.now() - started)));
+        const now = performance.now();
+        const linger = Math.min(MAX_LINGER_MS, LINGER_FACTOR * (now - started));
+        // Events per ms this partition has been getting since its drains began: linger only when the wait
+        // is expected to gather enough events to pay for itself.
+        if ((tally.handled / Math.max(1, now - since)) * linger >= LINGER_MIN_EVENTS) {
+          await this.#linger(linger);
+          if (this.#stopping) return; // what is left is after the checkpoint, for the next drainer
         }
-        if (this.#stopping) return; // what is left is after the checkpoint, for the next drainer
       }
     } finally {
       this.#active.delete(key(target));
@@ -245,6 +251,7 @@ export class DrainRunner {
     target: DrainTarget,
     addJobs: AddJobsFunction,
     deadline: number | undefined,
+    tally?: { handled: number },
   ): Promise<LoopEnd> {
     const consumer = this.#options.consumers.get(target.consumer);
     if (!consumer) return 'done';
@@ -256,6 +263,7 @@ export class DrainRunner {
         sessionTimeoutMs: this.#options.sessionTimeoutMs,
         ...(this.#options.onDelivery ? { onDelivery: this.#options.onDelivery } : {}),
       });
+      if (tally) tally.handled += result.handled;
       if (result.clockOffsetMs !== undefined) this.#clockOffsetMs = result.clockOffsetMs;
       if (result.nextRetryAt) await scheduleRetry(addJobs, target, result.nextRetryAt);
       if (result.handOver) {
