@@ -79,7 +79,10 @@ class PreparingClient implements PostgresPoolClient {
           return all.length === 2 ? all[1] : all.slice(1);
         });
       }
-      return this.#client.query('begin').then(() => this.query(...args));
+      // Sent first, not awaited: pg runs a client's queries one after the other, and a caller passing a
+      // submittable (a cursor for Kysely's stream()) gets it back at once, as without a held BEGIN. Should
+      // the BEGIN fail, the connection is broken and the statement queued after it fails too.
+      this.#client.query('begin').catch(() => undefined);
     }
     if (typeof text === 'string' && text.startsWith(PREPARE)) {
       return this.#client.query({ name: statementName(text), text, values });
