@@ -1,7 +1,7 @@
 import type { BenchPlan } from './scenario.ts';
 
 /**
- * The full run (≈ 10 minutes on 2 cores) or the `--quick` smoke run (≈ 1.5 minutes; with `--peers`, the
+ * The full run (≈ 10 minutes on 2 cores) or the `--quick` smoke run (≈ 2 minutes; with `--peers`, the
  * peer comparison: ≈ 25 minutes full on 2 quiet cores, 2–4 quick on 2 shared cores); `scale` multiplies every
  * duration and backlog size (e.g. `0.05` for a test that only checks the bench completes). Client counts
  * and rates (concurrencies, the paced order rate, the subscriber counts, subscription write rates) are not
