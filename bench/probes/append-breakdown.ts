@@ -10,16 +10,15 @@ import { sql } from 'kysely';
 import type pg from 'pg';
 import { createDb } from '../../src/engine/db/database.ts';
 import { appendEvents } from '../../src/engine/outbox/append.ts';
+import { probeArgs } from '../lib/probe-args.ts';
 import { startBenchServer } from '../lib/server.ts';
 import { summarize } from '../lib/stats.ts';
 import { makeOrder, type Order, OrderPlaced, rawOrderTransaction, runClosedLoop } from '../lib/workload.ts';
 
-const args = process.argv.slice(2);
-const urlIndex = args.indexOf('--database-url');
-const databaseUrl = urlIndex >= 0 ? args.splice(urlIndex, 2)[1] : undefined;
-const concurrency = Number(args[0] ?? 16);
-const seconds = Number(args[1] ?? 3);
-const rounds = Number(args[2] ?? 4);
+const {
+  databaseUrl,
+  values: [concurrency, seconds, rounds],
+} = probeArgs([16, 3, 4]);
 
 const server = await startBenchServer(databaseUrl);
 const database = await server.createDatabase('append_breakdown');

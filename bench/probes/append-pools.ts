@@ -11,15 +11,15 @@ import { Kysely, PostgresDialect, sql } from 'kysely';
 import type pg from 'pg';
 import { createDb } from '../../src/engine/db/database.ts';
 import { appendEvents } from '../../src/engine/outbox/append.ts';
+import { probeArgs } from '../lib/probe-args.ts';
 import { startBenchServer } from '../lib/server.ts';
 import { summarize } from '../lib/stats.ts';
 import { makeOrder, OrderPlaced, rawOrderTransaction, runClosedLoop } from '../lib/workload.ts';
 
-const args = process.argv.slice(2);
-const urlIndex = args.indexOf('--database-url');
-const databaseUrl = urlIndex >= 0 ? args.splice(urlIndex, 2)[1] : undefined;
-const seconds = Number(args[0] ?? 3);
-const rounds = Number(args[1] ?? 3);
+const {
+  databaseUrl,
+  values: [seconds, rounds],
+} = probeArgs([3, 3]);
 
 const server = await startBenchServer(databaseUrl);
 const database = await server.createDatabase('append_pools');

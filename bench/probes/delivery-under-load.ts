@@ -10,16 +10,15 @@ import { pauseConsumer } from '../../src/engine/consumers/admin.ts';
 import { defineConsumer } from '../../src/engine/consumers/consumer.ts';
 import { createDb } from '../../src/engine/db/database.ts';
 import { type Postbox, startPostbox } from '../../src/engine/postbox.ts';
+import { probeArgs } from '../lib/probe-args.ts';
 import { startBenchServer } from '../lib/server.ts';
 import { appendOrderTransaction, OrderPlaced, runClosedLoop } from '../lib/workload.ts';
 import { openConnections } from '../scenarios/append.scenario.ts';
 
-const args = process.argv.slice(2);
-const urlIndex = args.indexOf('--database-url');
-const databaseUrl = urlIndex >= 0 ? args.splice(urlIndex, 2)[1] : undefined;
-const seconds = Number(args[0] ?? 5);
-const rounds = Number(args[1] ?? 3);
-const concurrency = Number(args[2] ?? 16);
+const {
+  databaseUrl,
+  values: [seconds, rounds, concurrency],
+} = probeArgs([5, 3, 16]);
 
 // Every statement this process sends, by its first words: a probe may patch the driver it measures.
 const sent = new Map<string, number>();

@@ -5,13 +5,14 @@
 import { defineConsumer } from '../../src/engine/consumers/consumer.ts';
 import { startPostbox } from '../../src/engine/postbox.ts';
 import { fillEventBacklog, settle, waitUntil } from '../lib/engine.ts';
+import { probeArgs } from '../lib/probe-args.ts';
 import { startBenchServer } from '../lib/server.ts';
 import { OrderPlaced } from '../lib/workload.ts';
 
-const args = process.argv.slice(2);
-const urlIndex = args.indexOf('--database-url');
-const databaseUrl = urlIndex >= 0 ? args.splice(urlIndex, 2)[1] : undefined;
-const events = Number(args[0] ?? 50_000);
+const {
+  databaseUrl,
+  values: [events],
+} = probeArgs([50_000]);
 
 const server = await startBenchServer(databaseUrl);
 const database = await server.createDatabase('drain_once');

@@ -9,15 +9,15 @@
 import { defineConsumer } from '../../src/engine/consumers/consumer.ts';
 import { createDb } from '../../src/engine/db/database.ts';
 import { startPostbox } from '../../src/engine/postbox.ts';
+import { probeArgs } from '../lib/probe-args.ts';
 import { startBenchServer } from '../lib/server.ts';
 import { percentiles } from '../lib/stats.ts';
 import { appendOrderTransaction, OrderPlaced } from '../lib/workload.ts';
 
-const args = process.argv.slice(2);
-const urlIndex = args.indexOf('--database-url');
-const databaseUrl = urlIndex >= 0 ? args.splice(urlIndex, 2)[1] : undefined;
-const events = Number(args[0] ?? 300);
-const gapMs = Number(args[1] ?? 20);
+const {
+  databaseUrl,
+  values: [events, gapMs],
+} = probeArgs([300, 20]);
 
 const server = await startBenchServer(databaseUrl);
 const database = await server.createDatabase('latency_breakdown');

@@ -21,15 +21,15 @@ import { placeOrder } from '../../src/shop/order.service.ts';
 import { addProduct } from '../../src/shop/product.service.ts';
 import { shopConsumers } from '../../src/shop/shop.consumers.ts';
 import { SHOP_EVENTS } from '../../src/shop/shop.events.ts';
+import { probeArgs } from '../lib/probe-args.ts';
 import { startBenchServer } from '../lib/server.ts';
 import { percentiles } from '../lib/stats.ts';
 import { runClosedLoop, runOpenLoop } from '../lib/workload.ts';
 
-const args = process.argv.slice(2);
-const urlIndex = args.indexOf('--database-url');
-const databaseUrl = urlIndex >= 0 ? args.splice(urlIndex, 2)[1] : undefined;
-const seconds = Number(args[0] ?? 5);
-const rounds = Number(args[1] ?? 2);
+const {
+  databaseUrl,
+  values: [seconds, rounds],
+} = probeArgs([5, 2]);
 const CONCURRENCY = 32;
 const PRODUCTS = 20;
 
