@@ -1,5 +1,11 @@
 import { Logger as WorkerLogger } from 'graphile-worker';
 import type pg from 'pg';
+import { pauseConsumer } from '../../src/engine/consumers/admin.ts';
+import { defineConsumer } from '../../src/engine/consumers/consumer.ts';
+import { createDb } from '../../src/engine/db/database.ts';
+import { type Postbox, startPostbox } from '../../src/engine/postbox.ts';
+import type { BenchDatabase } from './server.ts';
+import { OrderPlaced } from './workload.ts';
 
 /** A graphile-worker logger that drops everything (the bench prints its own output). */
 export const quietWorkerLogger = new WorkerLogger(() => () => undefined);
@@ -57,4 +63,44 @@ export async function fillEventBacklog(pool: pg.Pool, events: number): Promise<n
 export async function settle(pool: pg.Pool, tables: readonly string[]): Promise<void> {
   for (const table of tables) await pool.query(`analyze ${table}`);
   await pool.query('checkpoint');
+}
+
+/**
+ * Postbox (relay and drains) on a pool of its own with one consumer `name` of OrderPlaced that starts at
+ * the current end of the log and does nothing but count (`onHandled`); `onWakeup` sees each NOTIFY that
+ * woke the relay. `stop()` also pauses the consumer — otherwise a later round's relay would keep enqueueing
+ * drain jobs for it, which no process runs any more — and ends the pool.
+ */
+export async function startNoopConsumer(
+  database: BenchDatabase,
+  name: string,
+  observe: { readonly onWakeup?: () => void; readonly onHandled?: () => void } = {},
+): Promise<Postbox> {
+  const pool = database.pool(8 + 4);
+  const consumer = defineConsumer({
+    name,
+    on: [OrderPlaced],
+    startFrom: 'now',
+    async handle() {
+      observe.onHandled?.();
+    },
+  });
+  const postbox = await startPostbox({
+    pool,
+    consumers: [consumer],
+    // The bench records unhandled rejections itself (bench/run.ts) instead of ending the process.
+    guardWorkerRejections: false,
+  });
+  postbox.events.on('relay', ({ kind }) => {
+    if (kind === 'wakeup') observe.onWakeup?.();
+  });
+  const stop = postbox.stop;
+  return {
+    ...postbox,
+    async stop() {
+      await stop();
+      await pauseConsumer(createDb(pool), name);
+      await pool.end();
+    },
+  };
 }

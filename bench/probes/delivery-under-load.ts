@@ -6,13 +6,11 @@
  *   node bench/probes/delivery-under-load.ts [seconds=5] [rounds=3] [concurrency=16] [--database-url URL]
  */
 import pg from 'pg';
-import { pauseConsumer } from '../../src/engine/consumers/admin.ts';
-import { defineConsumer } from '../../src/engine/consumers/consumer.ts';
 import { createDb } from '../../src/engine/db/database.ts';
-import { type Postbox, startPostbox } from '../../src/engine/postbox.ts';
+import { startNoopConsumer } from '../lib/engine.ts';
 import { probeArgs } from '../lib/probe-args.ts';
 import { startBenchServer } from '../lib/server.ts';
-import { appendOrderTransaction, OrderPlaced, runClosedLoop } from '../lib/workload.ts';
+import { appendOrderTransaction, runClosedLoop } from '../lib/workload.ts';
 import { openConnections } from '../scenarios/append.scenario.ts';
 
 const {
@@ -77,34 +75,15 @@ function summary(counts: Map<string, number>, top: number, per?: number): string
 let round = 0;
 async function measure(withDelivery: boolean) {
   let delivered = 0;
-  let postbox: Postbox | undefined;
-  const enginePool = database.pool(12);
-  const name = `probe-${++round}`;
-  if (withDelivery) {
-    postbox = await startPostbox({
-      pool: enginePool,
-      consumers: [
-        defineConsumer({
-          name,
-          on: [OrderPlaced],
-          startFrom: 'now',
-          async handle() {
-            delivered++;
-          },
-        }),
-      ],
-      guardWorkerRejections: false,
-    });
-  }
+  const postbox = withDelivery
+    ? await startNoopConsumer(database, `probe-${++round}`, { onHandled: () => delivered++ })
+    : undefined;
   sent.clear();
   const [result, waits] = await sampleWaits(() =>
     runClosedLoop(concurrency, seconds, () => appendOrderTransaction(db)),
   );
   const statements = summary(sent, 8, result.completed);
   await postbox?.stop();
-  // Paused, its consumer is no longer scheduled by the next round's relay.
-  if (postbox) await pauseConsumer(createDb(enginePool), name);
-  await enginePool.end();
   return { rate: result.rate, completed: result.completed, delivered, waits, statements };
 }
 

@@ -1,10 +1,8 @@
-import { pauseConsumer } from '../../src/engine/consumers/admin.ts';
-import { defineConsumer } from '../../src/engine/consumers/consumer.ts';
 import { createDb } from '../../src/engine/db/database.ts';
-import { type Postbox, startPostbox } from '../../src/engine/postbox.ts';
-import type { BenchDatabase } from '../lib/server.ts';
+import type { Postbox } from '../../src/engine/postbox.ts';
+import { startNoopConsumer } from '../lib/engine.ts';
 import { summarize } from '../lib/stats.ts';
-import { appendOrderTransaction, OrderPlaced, runClosedLoop } from '../lib/workload.ts';
+import { appendOrderTransaction, runClosedLoop } from '../lib/workload.ts';
 import { formatCount, formatPercent, formatSpread, formatTarget } from '../report/format.ts';
 import type { ScenarioModule, TableRow } from '../scenario.ts';
 import { minMax, openConnections, roundSummary } from './append.scenario.ts';
@@ -63,7 +61,9 @@ export const notifyScenario: ScenarioModule = {
         let postbox: Postbox | undefined;
         let received = 0;
         if (spec.relay)
-          postbox = await startRelay(database, `bench-notify-${++roundNumber}`, () => received++);
+          postbox = await startNoopConsumer(database, `bench-notify-${++roundNumber}`, {
+            onWakeup: () => received++,
+          });
         try {
           const result = await runClosedLoop(concurrency, seconds, producer.run);
           return [result.rate, (received / Math.max(1, result.completed)) * 1000];
@@ -161,34 +161,3 @@ export const notifyScenario: ScenarioModule = {
     }
   },
 };
-
-/** Postbox with a no-op consumer that starts at the current end of the log. */
-async function startRelay(database: BenchDatabase, name: string, onWakeup: () => void): Promise<Postbox> {
-  const pool = database.pool(8 + 4);
-  const consumer = defineConsumer({
-    name,
-    on: [OrderPlaced],
-    startFrom: 'now',
-    async handle() {},
-  });
-  const postbox = await startPostbox({
-    pool,
-    consumers: [consumer],
-    // The bench records unhandled rejections itself (bench/run.ts) instead of ending the process.
-    guardWorkerRejections: false,
-  });
-  postbox.events.on('relay', ({ kind }) => {
-    if (kind === 'wakeup') onWakeup();
-  });
-  const stop = postbox.stop;
-  return {
-    ...postbox,
-    async stop() {
-      await stop();
-      // Paused, the round's consumer is no longer scheduled: the next round's relay would otherwise
-      // enqueue drain jobs for it (no process runs it any more) at every scan.
-      await pauseConsumer(createDb(pool), name);
-      await pool.end();
-    },
-  };
-}
