@@ -1,5 +1,6 @@
 import type { Transaction } from 'kysely';
 import type { OutboxDatabase } from '../db/database.ts';
+import { CONSUMER_NAME } from '../db/lock-keys.ts';
 import { DEFAULTS } from '../defaults.ts';
 import { ValidationError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
@@ -153,14 +154,12 @@ export interface ConsumerDefinition {
   readonly handleBatch?: (items: readonly BatchItem<never>[], trx: never) => Promise<void>;
 }
 
-const consumerName = /^[a-z][a-z0-9_-]{0,62}$/;
-
 /** Declares a consumer; see {@link ConsumerOptions}. Pass it to `startPostbox({ consumers })`. */
 export function defineConsumer<D extends EventDefinition, DB = OutboxDatabase>(
   options: ConsumerOptions<D, DB>,
 ): ConsumerDefinition {
-  if (!consumerName.test(options.name)) {
-    throw new ValidationError(`Consumer name "${options.name}" must match ${consumerName}`, 'name');
+  if (!CONSUMER_NAME.test(options.name)) {
+    throw new ValidationError(`Consumer name "${options.name}" must match ${CONSUMER_NAME}`, 'name');
   }
   if (options.on.length === 0)
     throw new ValidationError(`Consumer ${options.name} subscribes to no event type`, 'on');

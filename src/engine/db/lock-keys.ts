@@ -20,11 +20,17 @@ export function partitionLockArgs(consumer: string, partition: number): string {
 }
 
 /**
+ * What a consumer's (and so a destination's) name may be — lower-case letters, digits, `-`, `_`, at most 63
+ * — as `outbox.consumers` checks it too. Its home is here because the engine inlines names in statements.
+ */
+export const CONSUMER_NAME = /^[a-z][a-z0-9_-]{0,62}$/;
+
+/**
  * A consumer name fit to inline in a statement's text between single quotes (a simple-protocol round trip
  * carries no parameters): what `defineConsumer` accepts — lower-case letters, digits, `-`, `_`.
  */
 export function checkedConsumerName(consumer: string): string {
-  if (!/^[a-z][a-z0-9_-]{0,62}$/.test(consumer)) throw new TypeError(`invalid consumer name ${consumer}`);
+  if (!CONSUMER_NAME.test(consumer)) throw new TypeError(`invalid consumer name ${consumer}`);
   return consumer;
 }
 

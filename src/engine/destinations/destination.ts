@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { RetryPolicy } from '../consumers/consumer.ts';
+import { CONSUMER_NAME } from '../db/lock-keys.ts';
 import { DEFAULTS } from '../defaults.ts';
 import { ValidationError } from '../errors.ts';
 import {
@@ -134,7 +135,7 @@ export interface DestinationSpec {
   readonly secret: string | undefined;
 }
 
-const name = z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, 'lower case letters, digits, - and _, at most 63');
+const name = z.string().regex(CONSUMER_NAME, 'lower case letters, digits, - and _, at most 63');
 const typeName = z.string().min(1).max(200);
 /** Header names a destination may not set: the ones the engine signs or HTTP owns. */
 const RESERVED_HEADERS = new Set([
