@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { AddJobsFunction } from 'graphile-worker';
 import type { EngineDb as Db } from '../db/database.ts';
 import type { Logger } from '../logger.ts';
@@ -84,8 +85,8 @@ export class DrainRunner {
   /** Drains running now (queued and handed-off), and queued ones waiting for a slot. */
   #running = 0;
   readonly #waiting: Array<() => void> = [];
-  /** Lingering drains' early wake-ups (stop() calls them). */
-  readonly #lingering = new Set<() => void>();
+  /** Aborted by stop(): ends lingering drains' waits at once. */
+  readonly #stopped = new AbortController();
 
   constructor(options: DrainRunnerOptions) {
     this.#options = options;
@@ -181,18 +182,8 @@ export class DrainRunner {
   }
 
   /** Waits `ms` before the next drain of a busy partition; cut short by stop(). */
-  #linger(ms: number): Promise<void> {
-    if (ms <= 0 || this.#stopping) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      const wakers = this.#lingering;
-      function done() {
-        clearTimeout(timer);
-        wakers.delete(done);
-        resolve();
-      }
-      wakers.add(done);
-    });
+  async #linger(ms: number): Promise<void> {
+    await sleep(ms, undefined, { signal: this.#stopped.signal }).catch(() => undefined);
   }
 
   #acquire(): Promise<void> {
@@ -213,7 +204,7 @@ export class DrainRunner {
   /** Stops taking hand-offs and waits for the local drains to commit their current batch. */
   async stop(): Promise<void> {
     this.#stopping = true;
-    for (const wake of [...this.#lingering]) wake();
+    this.#stopped.abort();
     while (this.#loops.size > 0) await Promise.allSettled([...this.#loops]);
   }
 
